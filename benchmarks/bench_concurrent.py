@@ -1,0 +1,223 @@
+"""Side-by-side benchmark: Session + concurrent backend vs the raw engine vs rhapsody-py.
+
+Each measurement runs in a fresh interpreter (``python bench_concurrent.py one ...``) so that
+contenders do not share warm caches or leaked threads; rhapsody-py runs from its own virtualenv
+(it also installs a package named ``rhapsody``). Usage::
+
+    python benchmarks/bench_concurrent.py --sizes 5000 100000 --exe-size 2000 \
+        [--rhapsody-py-python PATH] [--repeat 3]
+
+Prints a markdown table of throughputs and ratios (ratios are what to compare across machines).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+from typing import Any
+
+EXE = "/bin/true"
+# Same bound on concurrent subprocesses for every contender (our default on a small machine).
+EXE_CONCURRENCY = max(16, 2 * (os.cpu_count() or 1))
+
+
+def noop() -> None:
+    return None
+
+
+# -- contenders ------------------------------------------------------------------------------------
+
+
+async def raw_functions(n: int) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    loop = asyncio.get_running_loop()
+    with ThreadPoolExecutor() as pool:
+        await asyncio.gather(*[loop.run_in_executor(pool, noop) for _ in range(n)])
+
+
+async def raw_executables(n: int) -> None:
+    gate = asyncio.Semaphore(EXE_CONCURRENCY)
+
+    async def one() -> None:
+        async with gate:
+            proc = await asyncio.create_subprocess_exec(
+                EXE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+            )
+            await proc.communicate()
+
+    await asyncio.gather(*[one() for _ in range(n)])
+
+
+async def session_run(n: int, kind: str) -> None:
+    from rhapsody.api import ComputeTask, Session
+    from rhapsody.backends import ConcurrentExecutionBackend
+
+    backend = await ConcurrentExecutionBackend(max_processes=EXE_CONCURRENCY)
+    async with Session(backends=[backend]) as session:
+        if kind == "function":
+            tasks = [ComputeTask(function=noop) for _ in range(n)]
+        else:
+            tasks = [ComputeTask(executable=EXE) for _ in range(n)]
+        await session.submit_tasks(tasks)
+        await session.wait_tasks(tasks)
+        assert all(t.state == "DONE" for t in tasks), "a benchmark task failed"
+
+
+async def rhapsody_py_run(n: int, kind: str) -> None:
+    # rhapsody-py 0.6.0's documented usage: ComputeTask + Session + ConcurrentExecutionBackend.
+    from rhapsody.api import ComputeTask, Session
+    from rhapsody.backends import ConcurrentExecutionBackend
+
+    backend = await ConcurrentExecutionBackend()
+    async with Session(backends=[backend]) as session:
+        if kind == "function":
+            tasks = [ComputeTask(function=noop) for _ in range(n)]
+        else:
+            tasks = [ComputeTask(executable=EXE) for _ in range(n)]
+        await session.submit_tasks(tasks)
+        await session.wait_tasks(tasks)
+
+
+async def session_memory(n: int) -> float:
+    """Traced bytes per in-flight function task (all tasks blocked until measured)."""
+    import threading
+
+    from rhapsody.api import ComputeTask, Session
+    from rhapsody.backends import ConcurrentExecutionBackend
+
+    gate = threading.Event()
+    backend = await ConcurrentExecutionBackend()
+    async with Session(backends=[backend]) as session:
+        warm = [ComputeTask(function=noop) for _ in range(100)]
+        await session.submit_tasks(warm)
+        await session.wait_tasks(warm)
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        tasks = [ComputeTask(function=gate.wait) for _ in range(n)]
+        await session.submit_tasks(tasks)
+        per_task = (tracemalloc.get_traced_memory()[0] - before) / n
+        tracemalloc.stop()
+        gate.set()
+        await session.wait_tasks(tasks)
+    return per_task
+
+
+async def rhapsody_py_memory(n: int) -> float:
+    import threading
+
+    from rhapsody.api import ComputeTask, Session
+    from rhapsody.backends import ConcurrentExecutionBackend
+
+    gate = threading.Event()
+    backend = await ConcurrentExecutionBackend()
+    async with Session(backends=[backend]) as session:
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        tasks = [ComputeTask(function=gate.wait) for _ in range(n)]
+        await session.submit_tasks(tasks)
+        await asyncio.sleep(0)
+        per_task = (tracemalloc.get_traced_memory()[0] - before) / n
+        tracemalloc.stop()
+        gate.set()
+        await session.wait_tasks(tasks)
+    return per_task
+
+
+def run_one(contender: str, kind: str, n: int) -> dict[str, Any]:
+    if kind == "memory":
+        fn = session_memory if contender == "session" else rhapsody_py_memory
+        return {"bytes_per_task": asyncio.run(fn(n))}
+    if contender == "raw":
+        coro = raw_functions(n) if kind == "function" else raw_executables(n)
+    elif contender == "session":
+        coro = session_run(n, kind)
+    else:
+        coro = rhapsody_py_run(n, kind)
+    start = time.perf_counter()
+    asyncio.run(coro)
+    return {"seconds": time.perf_counter() - start}
+
+
+# -- orchestration ---------------------------------------------------------------------------------
+
+
+def measure(python: str, contender: str, kind: str, n: int, timeout: float) -> dict[str, Any]:
+    env = dict(os.environ)
+    if contender == "rhapsody-py":  # keep our checkout off its path
+        env.pop("PYTHONPATH", None)
+    out = subprocess.run(
+        [python, os.path.abspath(__file__), "one", contender, kind, str(n)],
+        capture_output=True, text=True, timeout=timeout, env=env, cwd="/tmp",
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"{contender}/{kind}/{n} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def median_rate(python: str, contender: str, kind: str, n: int, repeat: int, timeout: float) -> float:
+    rates = [n / measure(python, contender, kind, n, timeout)["seconds"] for _ in range(repeat)]
+    return statistics.median(rates)
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "one":
+        _, _, contender, kind, n = sys.argv
+        print(json.dumps(run_one(contender, kind, int(n))))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[5000, 100000])
+    parser.add_argument("--exe-size", type=int, default=2000)
+    parser.add_argument("--memory-size", type=int, default=20000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rhapsody-py-python", default=None,
+                        help="python of a virtualenv with rhapsody-py==0.6.0 (omit to skip it)")
+    parser.add_argument("--rhapsody-py-max", type=int, default=100000,
+                        help="largest function batch given to rhapsody-py (it is slow)")
+    parser.add_argument("--timeout", type=float, default=1800)
+    args = parser.parse_args()
+    ours = sys.executable
+    theirs = args.rhapsody_py_python
+    rows: list[tuple[str, str]] = []
+
+    def add(label: str, value: str) -> None:
+        rows.append((label, value))
+        print(f"{label}: {value}", file=sys.stderr, flush=True)
+
+    for n in args.sizes:
+        raw = median_rate(ours, "raw", "function", n, args.repeat, args.timeout)
+        ses = median_rate(ours, "session", "function", n, args.repeat, args.timeout)
+        add(f"functions, {n} tasks: raw run_in_executor", f"{raw:,.0f}/s")
+        add(f"functions, {n} tasks: Session", f"{ses:,.0f}/s = **{ses / raw:.2f}x raw**")
+        if theirs and n <= args.rhapsody_py_max:
+            rpy = median_rate(theirs, "rhapsody-py", "function", n, 1, args.timeout)
+            add(f"functions, {n} tasks: rhapsody-py 0.6.0",
+                f"{rpy:,.0f}/s = {rpy / raw:.2f}x raw (Session = {ses / rpy:.1f}x rhapsody-py)")
+    n = args.exe_size
+    raw = median_rate(ours, "raw", "executable", n, args.repeat, args.timeout)
+    ses = median_rate(ours, "session", "executable", n, args.repeat, args.timeout)
+    add(f"executables, {n} x {EXE}: raw create_subprocess_exec", f"{raw:,.0f}/s")
+    add(f"executables, {n} x {EXE}: Session", f"{ses:,.0f}/s = **{ses / raw:.2f}x raw**")
+    if theirs:
+        rpy = median_rate(theirs, "rhapsody-py", "executable", n, 1, args.timeout)
+        add(f"executables, {n} x {EXE}: rhapsody-py 0.6.0", f"{rpy:,.0f}/s = {rpy / raw:.2f}x raw")
+    m = args.memory_size
+    mem = measure(ours, "session", "memory", m, args.timeout)["bytes_per_task"]
+    add(f"traced memory per in-flight task ({m} tasks): Session", f"{mem:,.0f} B")
+    if theirs:
+        mem = measure(theirs, "rhapsody-py", "memory", m, args.timeout)["bytes_per_task"]
+        add(f"traced memory per in-flight task ({m} tasks): rhapsody-py 0.6.0", f"{mem:,.0f} B")
+    print("\n| measurement | result |\n| --- | --- |")
+    for label, value in rows:
+        print(f"| {label} | {value} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,380 @@
+"""The :class:`Session`: routes tasks to backends, tracks their states, resolves their futures."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    BackendError,
+    SessionError,
+    TaskCanceledError,
+    TaskExecutionError,
+    TaskTimeoutError,
+)
+from .routing_table import RoutingTable
+from .states import TaskState
+from .task import BaseTask, task_from_dict
+
+if TYPE_CHECKING:
+    from ..backends.base import Backend
+
+log = logging.getLogger(__name__)
+
+# Tasks handled per step of a batch before yielding to the event loop, so that submitting 100k
+# tasks never starves other coroutines.
+CHUNK = 2048
+
+_NEW, _SUBMITTED, _RUNNING = TaskState.NEW, TaskState.SUBMITTED, TaskState.RUNNING
+_DONE, _FAILED, _CANCELED = TaskState.DONE, TaskState.FAILED, TaskState.CANCELED
+
+
+class Session:
+    """Runs tasks on a set of backends.
+
+    ``Session(backends=[...], uid=None, work_dir=None)``; use it as ``async with Session(...)``
+    or call :meth:`close` yourself. Files a task writes for you (``capture_stdio``) go under
+    ``{work_dir}/{uid}/``.
+    """
+
+    def __init__(
+        self,
+        backends: Sequence[Backend] | None = None,
+        uid: str | None = None,
+        work_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        from ..backends.base import Backend
+        from ..plugins.manager import get_plugin_host
+
+        if uid is not None and (type(uid) is not str or not uid or os.sep in uid):
+            raise SessionError(f"Session.uid: expected a non-empty string without '/', got {uid!r}")
+        self.uid: str = uid or f"session.{uuid.uuid4().hex[:8]}"
+        self.work_dir: str = os.path.abspath(os.fspath(work_dir)) if work_dir else os.getcwd()
+        self.backends: dict[str, Backend] = {}
+        self.tasks: dict[str, BaseTask] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._host = get_plugin_host()
+        self._backend_type = Backend
+        self._started = False
+        self._closed = False
+        self._pending = 0
+        self._timers: dict[BaseTask, asyncio.TimerHandle] = {}
+        self._background: set[asyncio.Future[Any]] = set()
+        self._task_dir: str | None = None
+        self._on_submitted: Any = None
+        self._on_state: Any = None
+        self._on_finished: Any = None
+        self._routing: RoutingTable | None = None
+        for backend in backends or ():
+            self.add_backend(backend)
+
+    # -- set-up -----------------------------------------------------------------------------------
+
+    def add_backend(self, backend: Backend) -> None:
+        """Add a backend; it is initialised (awaited) when the session starts, if it was not."""
+        if not isinstance(backend, self._backend_type):
+            raise SessionError(f"Session.backends: expected rhapsody backends, got {backend!r}")
+        if self._closed:
+            raise SessionError(f"session {self.uid} is closed")
+        if backend.name in self.backends:
+            raise SessionError(
+                f"Session.backends: two backends are named {backend.name!r}; give each a "
+                "distinct name="
+            )
+        owner = backend.session
+        if owner is not None and owner is not self and not owner._closed:
+            raise SessionError(f"backend {backend.name!r} already belongs to session {owner.uid}")
+        self.backends[backend.name] = backend
+        backend._attach(self, self._transition)
+        if self._routing is not None:
+            self._routing.invalidate()
+
+    @property
+    def task_dir(self) -> str:
+        """``{work_dir}/{uid}``: where captured stdout/stderr files go (created on first use)."""
+        if self._task_dir is None:
+            path = os.path.join(self.work_dir, self.uid)
+            os.makedirs(path, exist_ok=True)
+            self._task_dir = path
+        return self._task_dir
+
+    async def start(self) -> Session:
+        """Initialise every backend and call the session-start hooks (done by ``async with``)."""
+        if self._closed:
+            raise SessionError(f"session {self.uid} is closed")
+        if self._started:
+            return self
+        self.loop = asyncio.get_running_loop()
+        await asyncio.gather(*(b._ensure_initialized() for b in self.backends.values()))
+        hook = self._host.pm.hook
+        # Lifecycle hooks are bound only when a plugin implements them: free otherwise.
+        self._on_submitted = hook.rhapsody_task_submitted if hook.rhapsody_task_submitted.get_hookimpls() else None
+        self._on_state = hook.rhapsody_task_state_changed if hook.rhapsody_task_state_changed.get_hookimpls() else None
+        self._on_finished = hook.rhapsody_task_finished if hook.rhapsody_task_finished.get_hookimpls() else None
+        self._routing = RoutingTable(self, self.backends, hook.rhapsody_route_task)
+        self._started = True
+        hook.rhapsody_session_start(session=self)
+        return self
+
+    async def __aenter__(self) -> Session:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- submission -------------------------------------------------------------------------------
+
+    async def submit_tasks(
+        self, tasks: Iterable[BaseTask | Mapping[str, Any]]
+    ) -> list[asyncio.Future[Any]]:
+        """Route and submit ``tasks``; returns one future per task, in order.
+
+        Plain dicts are converted to tasks (and get their ``uid`` written back). Every task is
+        validated and routed before any is submitted. A future resolves to its task when DONE and
+        raises the task's error when it FAILED or was CANCELED; tasks are awaitable the same way.
+        """
+        if self._closed:
+            raise SessionError(f"session {self.uid} is closed")
+        if not self._started:
+            await self.start()
+        batch = await self._prepare(tasks)
+        routing = self._routing
+        assert routing is not None
+        groups: dict[Backend, list[BaseTask]] = {}
+        route = routing.route
+        for i, task in enumerate(batch):
+            backend = route(task)
+            group = groups.get(backend)
+            if group is None:
+                groups[backend] = group = []
+            group.append(task)
+            if i % CHUNK == CHUNK - 1:
+                await asyncio.sleep(0)
+        for backend, group in groups.items():
+            backend.check_tasks(group)
+        futures = await self._register(batch, groups)
+        for backend, group in groups.items():
+            try:
+                await backend.submit_tasks(group)
+            except Exception as exc:  # noqa: BLE001 - the tasks fail, the caller is told through them
+                log.error("backend %r failed to accept %d tasks: %s", backend.name, len(group), exc)
+                error = exc if isinstance(exc, BackendError) else BackendError(
+                    f"backend {backend.name!r} failed to accept the task: {exc}"
+                )
+                for task in group:
+                    if not task.done:
+                        task.exception = error
+                        self._transition(task, _FAILED)
+        return futures
+
+    async def _prepare(self, tasks: Iterable[BaseTask | Mapping[str, Any]]) -> list[BaseTask]:
+        batch: list[BaseTask] = []
+        seen: set[str] = set()
+        known = self.tasks
+        for i, item in enumerate(tasks):
+            if isinstance(item, BaseTask):
+                task = item
+                if task._future is not None:
+                    raise SessionError(f"task {task.uid} was already submitted")
+            else:
+                task = task_from_dict(item)
+                if isinstance(item, dict):
+                    item.setdefault("uid", task.uid)
+            uid = task.uid
+            if uid in known or uid in seen:
+                raise SessionError(f"duplicate task uid {uid!r}: uids must be unique in a session")
+            seen.add(uid)
+            batch.append(task)
+            if i % CHUNK == CHUNK - 1:
+                await asyncio.sleep(0)
+        return batch
+
+    async def _register(
+        self, batch: list[BaseTask], groups: dict[Backend, list[BaseTask]]
+    ) -> list[asyncio.Future[Any]]:
+        loop = self.loop
+        assert loop is not None
+        create_future = loop.create_future
+        known = self.tasks
+        futures: list[asyncio.Future[Any]] = []
+        append = futures.append
+        on_submitted = self._on_submitted
+        for backend, group in groups.items():
+            name = backend.name
+            for i, task in enumerate(group):
+                fut = create_future()
+                task._future = fut
+                task.backend = name
+                task.state = _SUBMITTED
+                known[task.uid] = task
+                if on_submitted is not None:
+                    on_submitted(task=task, backend=backend, session=self)
+                if i % CHUNK == CHUNK - 1:
+                    await asyncio.sleep(0)
+            self._pending += len(group)
+        for task in batch:  # futures in the caller's order
+            append(task._future)
+        return futures
+
+    # -- state machine (the backends' sink; runs on the event loop) -------------------------------
+
+    def _transition(self, task: BaseTask, state: TaskState) -> bool:
+        old = task.state
+        if old is _DONE or old is _FAILED or old is _CANCELED:
+            return False  # terminal states are final
+        if state is _RUNNING:
+            if old is _RUNNING:
+                return False
+            task.state = state
+            if task.timeout is not None:
+                self._start_timer(task)
+            if self._on_state is not None:
+                self._call_hook(self._on_state, task=task, old_state=old, new_state=state)
+            return True
+        if state is not _DONE and state is not _FAILED and state is not _CANCELED:
+            return False  # NEW/SUBMITTED come from the session only
+        task.state = state
+        fut = task._future
+        if state is _DONE:
+            if fut is not None and not fut.done():
+                fut.set_result(task)
+        else:
+            exc = task.exception
+            if exc is None:
+                if state is _FAILED:
+                    exc = TaskExecutionError(task.uid, task.stderr, task.exit_code)
+                else:
+                    exc = TaskCanceledError(task.uid)
+                task.exception = exc
+            if fut is not None and not fut.done():
+                fut.set_exception(exc)
+                fut.exception()  # the task records the error; no "never retrieved" noise
+        if fut is not None:
+            self._pending -= 1
+        if self._timers:
+            timer = self._timers.pop(task, None)
+            if timer is not None:
+                timer.cancel()
+        if self._on_state is not None:
+            self._call_hook(self._on_state, task=task, old_state=old, new_state=state)
+        if self._on_finished is not None:
+            self._call_hook(self._on_finished, task=task)
+        return True
+
+    def _call_hook(self, hook: Any, **kwargs: Any) -> None:
+        try:
+            hook(session=self, **kwargs)
+        except Exception:  # a plugin's bug must not lose a task's state
+            log.exception("a rhapsody plugin hook raised")
+
+    def _start_timer(self, task: BaseTask) -> None:
+        assert self.loop is not None and task.timeout is not None
+        self._timers[task] = self.loop.call_later(task.timeout, self._expire, task)
+
+    def _expire(self, task: BaseTask) -> None:
+        self._timers.pop(task, None)
+        if task.done:
+            return
+        assert task.timeout is not None
+        task.exception = TaskTimeoutError(task.uid, task.timeout)
+        self._transition(task, _FAILED)
+        backend = self.backends.get(task.backend or "")
+        if backend is not None:  # stop the work behind the task (kill its processes)
+            self._spawn(backend.cancel_tasks([task]))
+
+    def _spawn(self, coro: Any) -> None:
+        fut = asyncio.ensure_future(coro)
+        self._background.add(fut)
+        fut.add_done_callback(self._background_done)
+
+    def _background_done(self, fut: asyncio.Future[Any]) -> None:
+        self._background.discard(fut)
+        if not fut.cancelled() and fut.exception() is not None:
+            log.error("background backend call failed: %s", fut.exception())
+
+    # -- waiting and canceling --------------------------------------------------------------------
+
+    def _lookup(self, tasks: Iterable[BaseTask | Mapping[str, Any]]) -> list[BaseTask]:
+        found: list[BaseTask] = []
+        for item in tasks:
+            uid = item.uid if isinstance(item, BaseTask) else item.get("uid")
+            task = self.tasks.get(uid) if isinstance(uid, str) else None
+            if task is None or (isinstance(item, BaseTask) and task is not item):
+                raise SessionError(f"task {uid!r} was not submitted to session {self.uid}")
+            found.append(task)
+        return found
+
+    async def wait_tasks(
+        self, tasks: Iterable[BaseTask | Mapping[str, Any]], timeout: float | None = None
+    ) -> list[BaseTask]:
+        """Wait until every task ended; never raises for a failed task.
+
+        Raises :class:`asyncio.TimeoutError` when ``timeout`` seconds pass first (the tasks keep
+        running). Returns the tasks, in order.
+        """
+        found = self._lookup(tasks)
+        pending = [t._future for t in found if not t.done]
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=timeout)  # type: ignore[type-var]
+            if still:
+                raise asyncio.TimeoutError(
+                    f"{len(still)} of {len(found)} tasks had not finished after {timeout}s"
+                )
+        return found
+
+    async def cancel_tasks(self, tasks: Iterable[BaseTask | Mapping[str, Any]]) -> int:
+        """Cancel tasks that have not ended; returns how many were canceled."""
+        found = [t for t in self._lookup(tasks) if not t.done]
+        await self._cancel(found, "canceled by the user")
+        return sum(1 for t in found if t.state is _CANCELED)
+
+    async def _cancel(self, tasks: list[BaseTask], reason: str) -> None:
+        groups: dict[str, list[BaseTask]] = {}
+        for task in tasks:
+            groups.setdefault(task.backend or "", []).append(task)
+        for name, group in groups.items():
+            backend = self.backends.get(name)
+            if backend is not None:
+                try:
+                    await backend.cancel_tasks(group)
+                except Exception as exc:  # noqa: BLE001
+                    log.error("backend %r failed to cancel tasks: %s", name, exc)
+            for task in group:  # whatever the backend did, the task ends CANCELED
+                if not task.done:
+                    task.exception = TaskCanceledError(task.uid, reason)
+                    self._transition(task, _CANCELED)
+
+    # -- shutdown ---------------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def close(self) -> None:
+        """Shut down every backend; every task still running ends CANCELED. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        for backend in self.backends.values():
+            try:
+                await backend.shutdown()
+            except Exception as exc:  # noqa: BLE001 - shut down the others regardless
+                log.error("backend %r failed to shut down: %s", backend.name, exc)
+        for task in self.tasks.values():
+            if not task.done:
+                task.exception = TaskCanceledError(task.uid, "the session was closed")
+                self._transition(task, _CANCELED)
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        if self._started:
+            self._host.pm.hook.rhapsody_session_close(session=self)
+
+    def __repr__(self) -> str:
+        return f"Session(uid={self.uid!r}, backends={list(self.backends)}, tasks={len(self.tasks)})"

@@ -1,0 +1,114 @@
+"""attrs validators whose errors name the field, what was expected and what was given."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .errors import TaskValidationError
+
+Validator = Callable[[Any, Any, Any], None]
+
+
+def _fail(inst: Any, attribute: Any, expected: str, value: Any) -> None:
+    raise TaskValidationError(attribute.name, expected, value, owner=type(inst).__name__)
+
+
+def optional_str(inst: Any, attribute: Any, value: Any) -> None:
+    if value is not None and (type(value) is not str or not value):
+        _fail(inst, attribute, "a non-empty string or None", value)
+
+
+def non_empty_str(inst: Any, attribute: Any, value: Any) -> None:
+    if type(value) is not str or not value:
+        _fail(inst, attribute, "a non-empty string", value)
+
+
+def optional_path(inst: Any, attribute: Any, value: Any) -> None:
+    if value is not None and not (isinstance(value, (str, os.PathLike)) and os.fspath(value)):
+        _fail(inst, attribute, "a non-empty str or os.PathLike, or None", value)
+
+
+def optional_callable(inst: Any, attribute: Any, value: Any) -> None:
+    if value is not None and not callable(value):
+        _fail(inst, attribute, "a callable (sync or async function) or None", value)
+
+
+def str_sequence(inst: Any, attribute: Any, value: Any) -> None:
+    if type(value) not in (list, tuple):
+        _fail(inst, attribute, "a list or tuple of strings", value)
+    for item in value:
+        if not isinstance(item, (str, os.PathLike)):
+            _fail(inst, attribute, "a list or tuple of strings", value)
+
+
+def optional_str_sequence(inst: Any, attribute: Any, value: Any) -> None:
+    if value is not None:
+        str_sequence(inst, attribute, value)
+
+
+def positional_args(inst: Any, attribute: Any, value: Any) -> None:
+    if type(value) not in (tuple, list):
+        _fail(inst, attribute, "a tuple or list of positional arguments", value)
+
+
+def mapping(inst: Any, attribute: Any, value: Any) -> None:
+    if not isinstance(value, Mapping):
+        _fail(inst, attribute, "a dict", value)
+
+
+def str_keyed_mapping(inst: Any, attribute: Any, value: Any) -> None:
+    if not isinstance(value, Mapping) or not all(type(k) is str for k in value):
+        _fail(inst, attribute, "a dict with string keys", value)
+
+
+def boolean(inst: Any, attribute: Any, value: Any) -> None:
+    if type(value) is not bool:
+        _fail(inst, attribute, "True or False", value)
+
+
+def _is_number(value: Any) -> bool:
+    return type(value) in (int, float) and not math.isnan(value)
+
+
+def optional_timeout(inst: Any, attribute: Any, value: Any) -> None:
+    if value is not None and not (_is_number(value) and value > 0):
+        _fail(inst, attribute, "a number of seconds > 0, or None", value)
+
+
+def number_in_range(lo: float, hi: float, *, lo_open: bool = False) -> Validator:
+    """Optional number within [lo, hi] (or (lo, hi] when ``lo_open``)."""
+    lo_bracket = "(" if lo_open else "["
+    expected = f"a number in {lo_bracket}{lo}, {hi}], or None"
+
+    def check(inst: Any, attribute: Any, value: Any) -> None:
+        if value is None:
+            return
+        if not _is_number(value) or value > hi or value < lo or (lo_open and value == lo):
+            _fail(inst, attribute, expected, value)
+
+    return check
+
+
+def optional_positive_int(inst: Any, attribute: Any, value: Any) -> None:
+    if value is not None and not (type(value) is int and value >= 1):
+        _fail(inst, attribute, "an integer >= 1, or None", value)
+
+
+def optional_top_k(inst: Any, attribute: Any, value: Any) -> None:
+    if value is not None and not (type(value) is int and (value >= 1 or value == -1)):
+        _fail(inst, attribute, "an integer >= 1 (or -1 for no limit), or None", value)
+
+
+def prompt(inst: Any, attribute: Any, value: Any) -> None:
+    if type(value) is str:
+        if not value.strip():
+            _fail(inst, attribute, "a non-empty prompt string or a non-empty list of them", value)
+        return
+    if type(value) not in (list, tuple) or not value:
+        _fail(inst, attribute, "a non-empty prompt string or a non-empty list of them", value)
+    for item in value:
+        if type(item) is not str or not item.strip():
+            _fail(inst, attribute, "a non-empty prompt string or a non-empty list of them", value)

@@ -1,0 +1,144 @@
+"""Base classes every backend derives from, built-in or third-party.
+
+The contract, in short (see docs/writing-a-backend-plugin.md):
+
+* construction takes only configuration and never blocks; ``await backend`` (or
+  ``async with backend``) runs :meth:`Backend.initialize` once;
+* :meth:`Backend.check_tasks` rejects tasks the backend can never run, before anything runs;
+* :meth:`Backend.submit_tasks` starts the tasks; the backend writes results on each task and calls
+  :meth:`Backend.report` with RUNNING, then exactly one of DONE / FAILED / CANCELED;
+* :meth:`Backend.cancel_tasks` stops work and :meth:`Backend.shutdown` releases everything.
+
+``report`` must be called on the event loop thread; use :meth:`Backend.report_threadsafe` from
+other threads.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from collections.abc import Callable, Generator, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..api.errors import BackendConfigurationError
+from ..api.states import TaskState
+from ..api.task import AITask, BaseTask, ComputeTask
+
+if TYPE_CHECKING:
+    from ..api.session import Session
+
+StateSink = Callable[[BaseTask, TaskState], bool]
+
+
+def _detached_sink(task: BaseTask, state: TaskState) -> bool:
+    # A backend used outside a session still records the state on the task.
+    task.state = state
+    return True
+
+
+class Backend(abc.ABC):
+    """A place where tasks run. Subclass :class:`ExecutionBackend` or :class:`InferenceBackend`."""
+
+    kind: ClassVar[str]
+    task_types: ClassVar[tuple[type[BaseTask], ...]]
+    default_name: ClassVar[str] = "backend"
+
+    def __init__(self, name: str | None = None) -> None:
+        if name is None:
+            name = self.default_name
+        if type(name) is not str or not name:
+            raise BackendConfigurationError(type(self).__name__, "name", "a non-empty string", name)
+        self.name = name
+        self.session: Session | None = None
+        self._sink: StateSink = _detached_sink
+        self._initialized = False
+        self._init_task: asyncio.Future[None] | None = None
+        self._closed = False
+
+    # -- initialisation ---------------------------------------------------------------------------
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._ensure_initialized().__await__()
+
+    async def _ensure_initialized(self) -> Backend:
+        if not self._initialized:
+            if self._init_task is None:
+                self._init_task = asyncio.ensure_future(self.initialize())
+            try:
+                await asyncio.shield(self._init_task)
+            except BaseException:
+                self._init_task = None  # let a later await try again
+                raise
+            self._initialized = True
+        return self
+
+    @property
+    def initialized(self) -> bool:
+        """True once :meth:`initialize` completed."""
+        return self._initialized
+
+    async def initialize(self) -> None:  # noqa: B027 - optional hook
+        """Start whatever the backend needs (pools, clusters, servers). Runs once."""
+
+    async def __aenter__(self) -> Backend:
+        return await self._ensure_initialized()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.shutdown()
+
+    # -- the task contract ------------------------------------------------------------------------
+
+    def accepts(self, task: BaseTask) -> bool:
+        """Whether this backend can run this kind of task (used by routing)."""
+        return isinstance(task, self.task_types)
+
+    def check_tasks(self, tasks: Sequence[BaseTask]) -> None:  # noqa: B027 - optional hook
+        """Raise :class:`~rhapsody.api.TaskValidationError` for a task this backend cannot run.
+
+        Called for a whole batch before any task of it is submitted.
+        """
+
+    @abc.abstractmethod
+    async def submit_tasks(self, tasks: Sequence[BaseTask]) -> None:
+        """Start running ``tasks``; report their states as they progress."""
+
+    @abc.abstractmethod
+    async def cancel_tasks(self, tasks: Sequence[BaseTask]) -> None:
+        """Stop ``tasks`` (kill their processes) and report CANCELED for those not yet finished."""
+
+    @abc.abstractmethod
+    async def shutdown(self) -> None:
+        """Stop every task and release every resource. Idempotent."""
+
+    # -- reporting --------------------------------------------------------------------------------
+
+    def report(self, task: BaseTask, state: TaskState) -> bool:
+        """Record a state change of ``task``; returns False when the task already ended."""
+        return self._sink(task, state)
+
+    def report_threadsafe(self, task: BaseTask, state: TaskState) -> None:
+        """:meth:`report` from a thread other than the event loop's."""
+        session = self.session
+        if session is None or session.loop is None:
+            raise RuntimeError(f"backend {self.name!r} is not attached to a running session")
+        session.loop.call_soon_threadsafe(self._sink, task, state)
+
+    def _attach(self, session: Session, sink: StateSink) -> None:
+        self.session, self._sink = session, sink
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+class ExecutionBackend(Backend):
+    """A backend that runs :class:`~rhapsody.api.ComputeTask` (executables and functions)."""
+
+    kind: ClassVar[str] = "execution"
+    task_types: ClassVar[tuple[type[BaseTask], ...]] = (ComputeTask,)
+
+
+class InferenceBackend(Backend):
+    """A backend that answers :class:`~rhapsody.api.AITask` (LLM inference requests)."""
+
+    kind: ClassVar[str] = "inference"
+    task_types: ClassVar[tuple[type[BaseTask], ...]] = (AITask,)

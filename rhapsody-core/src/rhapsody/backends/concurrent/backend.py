@@ -1,0 +1,228 @@
+"""``ConcurrentExecutionBackend``: the embedded default, on ``concurrent.futures`` executors.
+
+Functions run on a thread pool (default) or on a ``ProcessPoolExecutor`` passed as ``executor=``
+(shipped with cloudpickle). Executables run as subprocesses, started and watched from a pool of
+``max_processes`` launcher threads. Completions reach the event loop through a batching inbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from collections.abc import Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from typing import Any
+
+from ...api.errors import BackendConfigurationError, BackendError, TaskExecutionError
+from ...api.states import TaskState
+from ...api.task import BaseTask, ComputeTask
+from ..base import ExecutionBackend
+from ..inbox import LoopInbox
+from .executables import kill, run_executable
+from .functions import call_captured, format_traceback
+from .options import check_options, cwd_of, missing_files
+from .process_pool import ProcessPoolDispatcher, terminate_workers
+from .thread_pool import TaskThreadPool, default_workers
+
+_RUNNING, _DONE, _FAILED = TaskState.RUNNING, TaskState.DONE, TaskState.FAILED
+_ENDED = (TaskState.DONE, TaskState.FAILED, TaskState.CANCELED)
+_CHUNK = 2048
+
+
+def _default_max_processes() -> int:
+    return max(16, 2 * (os.cpu_count() or 1))
+
+
+class ConcurrentExecutionBackend(ExecutionBackend):
+    """Runs ComputeTasks in this process's executors: no server, no extra dependency.
+
+    Args:
+        executor: where functions run; a ``ThreadPoolExecutor`` (default) or a
+            ``ProcessPoolExecutor``. The backend shuts it down on :meth:`shutdown`.
+        name: the backend's name in a session (``backend=`` of a task).
+        max_processes: how many executables run at once (default ``max(16, 2 x cores)``).
+
+    Per-task options (``task_backend_specific_kwargs``): ``cwd``, ``env`` (added to the inherited
+    environment) and ``shell`` (run the command line through ``/bin/sh``; off by default).
+    """
+
+    default_name = "concurrent"
+
+    def __init__(
+        self,
+        executor: Executor | None = None,
+        name: str = "concurrent",
+        *,
+        max_processes: int | None = None,
+    ) -> None:
+        super().__init__(name)
+        if executor is not None and not isinstance(executor, Executor):
+            raise BackendConfigurationError(
+                "ConcurrentExecutionBackend", "executor",
+                "a concurrent.futures.Executor (ThreadPoolExecutor or ProcessPoolExecutor)",
+                executor,
+            )
+        if max_processes is not None and (type(max_processes) is not int or max_processes < 1):
+            raise BackendConfigurationError(
+                "ConcurrentExecutionBackend", "max_processes", "an integer >= 1", max_processes
+            )
+        self._executor: Executor | None = executor
+        self._threads: TaskThreadPool | None = None
+        self._max_processes = max_processes or _default_max_processes()
+        self._launcher: ThreadPoolExecutor | None = None
+        self._processes: set[subprocess.Popen[bytes]] = set()
+        self._inbox: LoopInbox | None = None
+        self._dispatcher: ProcessPoolDispatcher | None = None
+
+    @property
+    def executor(self) -> Executor | None:
+        """The executor given as ``executor=`` (replaced if a process pool broke), else None."""
+        return self._executor
+
+    async def initialize(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._inbox = LoopInbox(loop, self._deliver)
+        if self._executor is None:
+            self._threads = TaskThreadPool(self._run_function, default_workers(), f"rhapsody-{self.name}")
+        if isinstance(self._executor, ProcessPoolExecutor):
+            self._dispatcher = ProcessPoolDispatcher(
+                self._executor, loop, self._deliver, self._capture_paths, self._set_executor
+            )
+
+    def _set_executor(self, executor: Executor) -> None:
+        self._executor = executor
+
+    def _deliver(self, task: ComputeTask, state: TaskState) -> None:
+        self._sink(task, state)
+
+    # -- checks and submission --------------------------------------------------------------------
+
+    def check_tasks(self, tasks: Sequence[BaseTask]) -> None:
+        for task in tasks:
+            if task.task_backend_specific_kwargs:
+                check_options(task)  # type: ignore[arg-type]
+
+    async def submit_tasks(self, tasks: Sequence[BaseTask]) -> None:
+        if self._closed:
+            raise BackendError(f"backend {self.name!r} is shut down")
+        if self._inbox is None:
+            await self._ensure_initialized()
+        dispatcher, threads, executor = self._dispatcher, self._threads, self._executor
+        run_function = self._run_function
+        for i, task in enumerate(tasks):
+            try:
+                if task.function is None:  # type: ignore[attr-defined]
+                    task._handle = self._launch_executable(task)  # type: ignore[arg-type]
+                elif threads is not None:
+                    threads.submit(task)
+                elif dispatcher is not None:
+                    dispatcher.submit(task)  # type: ignore[arg-type]
+                else:
+                    task._handle = executor.submit(run_function, task)  # type: ignore[union-attr]
+            except RuntimeError as exc:  # an executor shut down under us
+                task.exception = BackendError(f"backend {self.name!r} cannot run tasks: {exc}")
+                self._sink(task, _FAILED)
+            if i % _CHUNK == _CHUNK - 1:
+                await asyncio.sleep(0)
+
+    def _capture_paths(self, task: ComputeTask) -> tuple[str, str] | None:
+        if not task.capture_stdio:
+            return None
+        base = os.path.join(self._task_dir(), task.uid)
+        return base + ".stdout", base + ".stderr"
+
+    def _task_dir(self) -> str:
+        if self.session is None:
+            raise BackendError("capture_stdio needs the backend to be part of a Session")
+        return self.session.task_dir
+
+    # -- functions on a thread pool (runs in a worker thread) --------------------------------------
+
+    def _run_function(self, task: ComputeTask) -> None:
+        push = self._inbox.push  # type: ignore[union-attr]
+        if task.state in _ENDED:
+            return
+        push(task, _RUNNING)
+        try:
+            if task.input_files:
+                missing = missing_files(task.input_files, cwd_of(task))
+                if missing:
+                    raise FileNotFoundError(f"input files not found: {missing}")
+            result = call_captured(
+                task.function, task.args, task.kwargs,  # type: ignore[arg-type]
+                self._capture_paths(task) if task.capture_stdio else None,
+            )
+            if task.output_files:
+                missing = missing_files(task.output_files, cwd_of(task))
+                if missing:
+                    raise TaskExecutionError(
+                        task.uid, None, None, message=f"did not produce its output files {missing}"
+                    )
+        except BaseException as exc:  # noqa: BLE001 - the task's failure, reported as such
+            task._handle = None
+            if task.state not in _ENDED:
+                task.exception = exc
+                task.traceback = format_traceback(exc)
+                push(task, _FAILED)
+            return
+        task._handle = None
+        if task.state not in _ENDED:
+            task.return_value = result
+            push(task, _DONE)
+
+    # -- executables ------------------------------------------------------------------------------
+
+    def _launch_executable(self, task: ComputeTask) -> Future[Any]:
+        if self._launcher is None:
+            self._launcher = ThreadPoolExecutor(
+                self._max_processes, thread_name_prefix=f"rhapsody-{self.name}-exec"
+            )
+        return self._launcher.submit(
+            run_executable, task, self._inbox.push, self._processes,  # type: ignore[union-attr]
+            self._task_dir, self._is_closed,
+        )
+
+    def _is_closed(self) -> bool:
+        return self._closed
+
+    # -- canceling and shutdown -------------------------------------------------------------------
+
+    async def cancel_tasks(self, tasks: Sequence[BaseTask]) -> None:
+        running_in_pool: list[ComputeTask] = []
+        for task in tasks:
+            handle = task._handle
+            if isinstance(handle, subprocess.Popen):
+                kill(handle)
+            elif isinstance(handle, Future):
+                if self._dispatcher is not None and task.function is not None:  # type: ignore[attr-defined]
+                    running_in_pool.append(task)  # type: ignore[arg-type]
+                else:
+                    handle.cancel()  # a thread cannot be interrupted: only queued work stops
+        if running_in_pool and self._dispatcher is not None:
+            self._dispatcher.kill_running(running_in_pool)
+
+    async def shutdown(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for process in list(self._processes):
+            kill(process)
+        waits = []
+        if self._launcher is not None:
+            self._launcher.shutdown(wait=False, cancel_futures=True)
+            waits.append(asyncio.to_thread(self._launcher.shutdown, True))
+        if self._dispatcher is not None:
+            pool = self._dispatcher.close()
+            pool.shutdown(wait=False, cancel_futures=True)
+            terminate_workers(pool)
+            waits.append(asyncio.to_thread(pool.shutdown, True))
+        elif self._threads is not None:
+            self._threads.shutdown()  # queued functions are dropped, running ones finish alone
+        elif self._executor is not None:
+            # Threads cannot be killed: queued functions are dropped, running ones finish alone.
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        if waits:
+            await asyncio.gather(*waits)
+        for process in list(self._processes):  # started while we were stopping
+            kill(process)

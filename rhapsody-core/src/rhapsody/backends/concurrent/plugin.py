@@ -1,0 +1,12 @@
+"""Registers the concurrent backend through the ``rhapsody`` entry-point group, like any plugin."""
+
+from __future__ import annotations
+
+from ...plugins.markers import hookimpl
+from ...plugins.registry import BackendSpec
+from .backend import ConcurrentExecutionBackend
+
+
+@hookimpl
+def rhapsody_register_backends() -> list[BackendSpec]:
+    return [BackendSpec(name="concurrent", cls=ConcurrentExecutionBackend, kind="execution")]

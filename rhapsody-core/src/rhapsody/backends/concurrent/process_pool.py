@@ -1,0 +1,193 @@
+"""Function tasks on a ``ProcessPoolExecutor``: bounded dispatch and recovery from dead workers.
+
+A worker that dies (``os._exit``, SIGKILL, a segfault) breaks the whole pool and every task in
+flight on it. The dispatcher replaces the pool and re-runs the affected tasks one at a time as
+suspects: a task that breaks the pool a second time is the culprit and FAILS with a clear error;
+the others finish normally. Canceling or timing out a running task kills the pool's workers the
+same way (a process cannot be interrupted otherwise), without counting against the bystanders.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+import cloudpickle
+
+from ...api.errors import BackendError
+from ...api.states import TaskState
+from ...api.task import ComputeTask
+from ..inbox import LoopInbox
+from .functions import call_pickled
+
+log = logging.getLogger(__name__)
+
+_RUNNING, _DONE, _FAILED = TaskState.RUNNING, TaskState.DONE, TaskState.FAILED
+
+Deliver = Callable[[ComputeTask, TaskState], Any]
+
+
+def _replacement(pool: ProcessPoolExecutor) -> ProcessPoolExecutor:
+    # Same configuration as the broken pool (private attributes, stable since Python 3.8).
+    return ProcessPoolExecutor(
+        max_workers=getattr(pool, "_max_workers", None),
+        mp_context=getattr(pool, "_mp_context", None),
+        initializer=getattr(pool, "_initializer", None),
+        initargs=getattr(pool, "_initargs", ()),
+    )
+
+
+def terminate_workers(pool: ProcessPoolExecutor) -> None:
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        try:
+            process.kill()
+        except (OSError, ValueError):
+            pass
+
+
+class ProcessPoolDispatcher:
+    """Feeds function tasks to a process pool, at most ``2 x max_workers`` in flight."""
+
+    def __init__(
+        self,
+        pool: ProcessPoolExecutor,
+        loop: Any,
+        deliver: Deliver,
+        capture_paths: Callable[[ComputeTask], tuple[str, str] | None],
+        on_new_pool: Callable[[ProcessPoolExecutor], None],
+    ) -> None:
+        self.pool = pool
+        self._limit = 2 * (getattr(pool, "_max_workers", None) or os.cpu_count() or 1)
+        self._deliver = deliver
+        self._capture_paths = capture_paths
+        self._on_new_pool = on_new_pool
+        self._inbox = LoopInbox(loop, self._completed)
+        self._queue: deque[ComputeTask] = deque()
+        self._suspects: deque[ComputeTask] = deque()
+        self._suspect_in_flight: ComputeTask | None = None
+        self._strikes: dict[ComputeTask, int] = {}
+        self._killed_pools: set[int] = set()
+        self._in_flight = 0
+        self._closed = False
+
+    def submit(self, task: ComputeTask) -> None:
+        self._queue.append(task)
+        if self._in_flight < self._limit:
+            self._pump()
+
+    def _pump(self) -> None:
+        while self._in_flight < self._limit and not self._closed:
+            if self._suspects and self._suspect_in_flight is None:
+                task = self._suspects.popleft()
+                self._suspect_in_flight = task
+            elif self._queue:
+                task = self._queue.popleft()
+            else:
+                return
+            if not task.done:
+                self._launch(task)
+
+    def _launch(self, task: ComputeTask) -> None:
+        try:
+            payload = cloudpickle.dumps((task.function, task.args, task.kwargs))
+        except Exception as exc:  # noqa: BLE001 - an unpicklable task fails alone
+            self._fail(task, BackendError(
+                f"task {task.uid}: its function or arguments cannot be sent to a worker process "
+                f"({type(exc).__name__}: {exc})"
+            ))
+            return
+        pool = self.pool
+        try:
+            future = pool.submit(call_pickled, payload, self._capture_paths(task))
+        except BrokenProcessPool:
+            self._replace(pool)
+            pool = self.pool
+            future = pool.submit(call_pickled, payload, self._capture_paths(task))
+        except RuntimeError as exc:  # the pool was shut down under us
+            self._fail(task, BackendError(f"task {task.uid}: the process pool is shut down: {exc}"))
+            return
+        future._rhapsody = (task, pool)  # type: ignore[attr-defined]
+        task._handle = future
+        self._in_flight += 1
+        self._deliver(task, _RUNNING)
+        future.add_done_callback(self._future_done)
+
+    def _future_done(self, future: Future[Any]) -> None:  # runs in the pool's manager thread
+        task, pool = future._rhapsody  # type: ignore[attr-defined]
+        self._inbox.push(task, future, pool)
+
+    def _completed(self, task: ComputeTask, future: Future[Any], pool: ProcessPoolExecutor) -> None:
+        self._in_flight -= 1
+        if self._suspect_in_flight is task:
+            self._suspect_in_flight = None
+        if future.cancelled():
+            pass  # canceled before it started; the session ended the task
+        else:
+            error = future.exception()
+            if isinstance(error, BrokenProcessPool):
+                self._broken(task, pool)
+            elif error is not None:
+                self._fail(task, error)
+            else:
+                ok, value, text = future.result()
+                if ok:
+                    task.return_value = value
+                    self._deliver(task, _DONE)
+                else:
+                    task.traceback = text
+                    self._fail(task, value)
+        if task.done:
+            self._strikes.pop(task, None)
+            task._handle = None
+        self._pump()
+
+    def _broken(self, task: ComputeTask, pool: ProcessPoolExecutor) -> None:
+        if pool is self.pool:
+            self._replace(pool)
+        if task.done:
+            return
+        if id(pool) in self._killed_pools:  # we killed it (cancel/timeout): not this task's fault
+            self._queue.appendleft(task)
+            return
+        strikes = self._strikes.get(task, 0) + 1
+        if strikes >= 2:
+            self._strikes.pop(task, None)
+            self._fail(task, BackendError(
+                f"task {task.uid}: the worker process running it died abruptly (killed by a "
+                "signal, os._exit or a crash), twice; the pool was replaced"
+            ))
+            return
+        self._strikes[task] = strikes
+        self._suspects.append(task)
+
+    def _replace(self, broken: ProcessPoolExecutor) -> None:
+        log.warning("a process-pool worker died; replacing the pool")
+        self.pool = _replacement(broken)
+        broken.shutdown(wait=False, cancel_futures=True)
+        self._on_new_pool(self.pool)
+
+    def _fail(self, task: ComputeTask, error: BaseException) -> None:
+        task.exception = error
+        self._deliver(task, _FAILED)
+
+    def kill_running(self, tasks: list[ComputeTask]) -> None:
+        """Stop ``tasks``: drop queued ones, cancel pending futures, kill workers for running ones."""
+        must_kill = False
+        for task in tasks:
+            future = task._handle
+            if isinstance(future, Future) and not future.cancel() and not future.done():
+                must_kill = True
+        if must_kill:
+            self._killed_pools.add(id(self.pool))
+            terminate_workers(self.pool)
+
+    def close(self) -> ProcessPoolExecutor:
+        self._closed = True
+        self._queue.clear()
+        self._suspects.clear()
+        return self.pool

@@ -1,0 +1,17 @@
+"""The registered inference backends by class name (looked up in the plugin registry)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..lookup import backend_class, backend_class_names
+
+
+def __getattr__(name: str) -> Any:
+    if name.startswith("__"):
+        raise AttributeError(name)
+    return backend_class(name, "inference", __name__)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *backend_class_names("inference")})

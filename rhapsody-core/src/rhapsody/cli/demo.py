@@ -1,0 +1,73 @@
+"""``rhapsody demo``: a small heterogeneous workload on the embedded concurrent backend."""
+
+from __future__ import annotations
+
+import asyncio
+import platform
+import sys
+import time
+from typing import TextIO
+
+from ..api import ComputeTask, Session, TaskState
+from ..backends.concurrent import ConcurrentExecutionBackend
+from .render import ProgressBar, table
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+async def fetch_host(i: int) -> str:
+    await asyncio.sleep(0.01)
+    return f"{platform.node()}#{i}"
+
+
+def broken() -> None:
+    raise ValueError("this task fails on purpose")
+
+
+def build_workload(size: int) -> list[ComputeTask]:
+    """``size`` tasks of four kinds, plus one failing function and one failing executable."""
+    tasks: list[ComputeTask] = []
+    for i in range(size):
+        kind = i % 4
+        if kind == 0:
+            tasks.append(ComputeTask(function=square, args=(i,)))
+        elif kind == 1:
+            tasks.append(ComputeTask(function=fetch_host, args=(i,)))
+        elif kind == 2:
+            tasks.append(ComputeTask(executable="/bin/echo", arguments=[f"task {i}"]))
+        else:
+            tasks.append(ComputeTask(executable=sys.executable, arguments=["-c", f"print({i}*2)"]))
+    tasks.append(ComputeTask(function=broken))
+    tasks.append(ComputeTask(executable="/bin/sh", arguments=["-c", "echo oops >&2; exit 3"]))
+    return tasks
+
+
+async def run_demo(size: int, out: TextIO) -> int:
+    tasks = build_workload(size)
+    started = time.perf_counter()
+    async with Session(backends=[await ConcurrentExecutionBackend(name="local")]) as session:
+        futures = await session.submit_tasks(tasks)
+        bar = ProgressBar(len(tasks))
+        for fut in asyncio.as_completed(futures):
+            try:
+                task = await fut
+                bar.update(task.state)
+            except Exception:  # noqa: BLE001 - failures are shown in the summary
+                bar.update(TaskState.FAILED)
+        bar.close()
+    elapsed = time.perf_counter() - started
+    kinds: dict[tuple[str, str], int] = {}
+    for task in tasks:
+        kind = "function" if task.function is not None else "executable"
+        kinds[(kind, task.state)] = kinds.get((kind, task.state), 0) + 1
+    rows = [(kind, state, n) for (kind, state), n in sorted(kinds.items())]
+    print(table(["kind", "state", "tasks"], rows), file=out)
+    failed = [t for t in tasks if t.state is TaskState.FAILED]
+    print(f"\n{len(tasks)} tasks in {elapsed:.2f}s on backend 'local'; "
+          f"{len(failed)} failed (on purpose):", file=out)
+    for task in failed:
+        print(f"  {task.uid}: {task.exception}".splitlines()[0], file=out)
+    expected_failures = 2
+    return 0 if len(failed) == expected_failures else 1

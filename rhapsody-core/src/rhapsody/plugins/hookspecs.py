@@ -1,0 +1,86 @@
+"""Hook specifications of RHAPSODY, grouped by life cycle.
+
+A plugin is any module or object with functions named after these specs and decorated with
+``@rhapsody.plugins.hookimpl``. Plugins are found through the ``rhapsody`` entry-point group (the
+built-in concurrent backend registers itself the same way) or registered at run time with
+:func:`rhapsody.plugins.register`.
+
+Every hook argument is optional in an implementation: pluggy passes only the ones it names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from .markers import hookspec
+
+if TYPE_CHECKING:
+    from ..api.session import Session
+    from ..api.states import TaskState
+    from ..api.task import BaseTask
+    from ..backends.base import Backend
+    from .registry import BackendSpec
+
+
+# -- Registration ---------------------------------------------------------------------------------
+
+
+@hookspec
+def rhapsody_register_backends() -> Sequence[BackendSpec] | BackendSpec:
+    """Return the backends this plugin provides, as :class:`~rhapsody.plugins.BackendSpec`.
+
+    Each spec names the backend (``"dask"``), its class, and its kind (``"execution"`` or
+    ``"inference"``). The distribution and version are filled in from the entry point. Called
+    once per plugin at discovery; a plugin that fails here is marked unavailable with the reason.
+    """
+
+
+# -- Routing --------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def rhapsody_route_task(
+    task: BaseTask, backends: Sequence[Backend], session: Session
+) -> str | None:
+    """Choose the backend for a task submitted without ``backend=``.
+
+    ``backends`` are the session's backends that accept this task, in registration order (never
+    empty). Return the chosen backend's name, or ``None`` to let the next implementation decide.
+    The built-in rule (registered last, so plugins go first) picks the first of ``backends``.
+    """
+
+
+# -- Task life cycle (called on the event loop; only when some plugin implements them) ------------
+
+
+@hookspec
+def rhapsody_task_submitted(task: BaseTask, backend: Backend, session: Session) -> None:
+    """A task was routed to ``backend`` and is about to be handed to it."""
+
+
+@hookspec
+def rhapsody_task_state_changed(
+    task: BaseTask, old_state: TaskState, new_state: TaskState, session: Session
+) -> None:
+    """A task moved from ``old_state`` to ``new_state`` (results are already on the task)."""
+
+
+@hookspec
+def rhapsody_task_finished(task: BaseTask, session: Session) -> None:
+    """A task reached its one terminal state (DONE, FAILED or CANCELED)."""
+
+
+# -- Session life cycle ---------------------------------------------------------------------------
+
+
+@hookspec
+def rhapsody_session_start(session: Session) -> None:
+    """A session started: its backends are initialised and it accepts tasks."""
+
+
+@hookspec
+def rhapsody_session_close(session: Session) -> None:
+    """A session closed: its backends are shut down and every task is terminal."""
+
+

@@ -1,0 +1,190 @@
+"""Plugin discovery: the ``rhapsody`` entry-point group, allow/block lists, the backend registry.
+
+A plugin that fails to import (or to declare its backends) is skipped with a logged reason and
+listed as unavailable; it never breaks the other plugins.
+
+Environment variables (comma-separated entry-point names):
+
+* ``RHAPSODY_LOAD_PLUGINS`` -- load only these plugins;
+* ``RHAPSODY_BLOCK_PLUGINS`` -- never load these plugins.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterable
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+import pluggy
+
+from . import hookspecs, routing
+from .markers import PROJECT_NAME
+from .registry import BackendInfo, BackendSpec
+
+ENTRY_POINT_GROUP = PROJECT_NAME
+ENV_LOAD = "RHAPSODY_LOAD_PLUGINS"
+ENV_BLOCK = "RHAPSODY_BLOCK_PLUGINS"
+
+log = logging.getLogger(__name__)
+
+
+def _names_from_env(variable: str) -> set[str] | None:
+    raw = os.environ.get(variable)
+    if raw is None:
+        return None
+    return {part.strip() for part in raw.split(",") if part.strip()}
+
+
+class PluginHost:
+    """Owns the pluggy manager and the registry of backends the plugins declare."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager(PROJECT_NAME)
+        self.pm.add_hookspecs(hookspecs)
+        self.pm.register(routing, name="rhapsody.routing")
+        self._backends: dict[str, BackendInfo] = {}
+        self._failed: dict[str, BackendInfo] = {}
+        self._entry_points_loaded = False
+        self._lock = threading.RLock()
+
+    # -- discovery --------------------------------------------------------------------------------
+
+    def load_entry_points(self) -> None:
+        """Load every allowed plugin of the ``rhapsody`` entry-point group (once)."""
+        with self._lock:
+            if self._entry_points_loaded:
+                return
+            self._entry_points_loaded = True
+            allow, block = _names_from_env(ENV_LOAD), _names_from_env(ENV_BLOCK)
+            for ep in entry_points(group=ENTRY_POINT_GROUP):
+                if (allow is not None and ep.name not in allow) or (block and ep.name in block):
+                    log.debug("rhapsody plugin %r not loaded (allow/block list)", ep.name)
+                    continue
+                self._load_entry_point(ep)
+
+    def _load_entry_point(self, ep: EntryPoint) -> None:
+        dist = ep.dist.name if ep.dist else None
+        version = ep.dist.version if ep.dist else None
+        if self.pm.has_plugin(ep.name):
+            return
+        try:
+            plugin = ep.load()
+        except Exception as exc:  # noqa: BLE001 - any import failure disables only this plugin
+            self._mark_failed(ep.name, dist, version, f"{type(exc).__name__}: {exc}")
+            return
+        self._register(plugin, ep.name, dist, version)
+
+    def register(self, plugin: Any, name: str | None = None) -> None:
+        """Register a plugin object or module at run time (its backends join the registry)."""
+        with self._lock:
+            self.load_entry_points()
+            plugin_name = name or getattr(plugin, "__name__", None) or repr(plugin)
+            self._register(plugin, plugin_name, None, None)
+
+    def unregister(self, name: str) -> None:
+        """Remove a plugin registered under ``name`` and the backends it declared."""
+        with self._lock:
+            self.pm.unregister(name=name)
+            for key in [k for k, info in self._backends.items() if info.plugin == name]:
+                del self._backends[key]
+            self._failed.pop(name, None)
+
+    def _register(self, plugin: Any, name: str, dist: str | None, version: str | None) -> None:
+        try:
+            self.pm.register(plugin, name=name)
+        except Exception as exc:  # noqa: BLE001 - a malformed plugin disables only itself
+            self._mark_failed(name, dist, version, f"{type(exc).__name__}: {exc}")
+            return
+        for impl in self.pm.hook.rhapsody_register_backends.get_hookimpls():
+            if impl.plugin_name != name:
+                continue
+            try:
+                declared = impl.function()
+                specs = [declared] if isinstance(declared, BackendSpec) else list(declared or ())
+                for spec in specs:
+                    if not isinstance(spec, BackendSpec):
+                        raise TypeError(f"expected BackendSpec, got {spec!r}")
+            except Exception as exc:  # noqa: BLE001
+                self.pm.unregister(name=name)
+                self._mark_failed(name, dist, version, f"{type(exc).__name__}: {exc}")
+                return
+            for spec in specs:
+                self._add_backend(spec, name, dist, version)
+
+    def _add_backend(
+        self, spec: BackendSpec, plugin: str, dist: str | None, version: str | None
+    ) -> None:
+        existing = self._backends.get(spec.name)
+        if existing is not None and existing.cls is not spec.cls:
+            log.warning(
+                "rhapsody backend %r from plugin %r ignored: plugin %r already provides it",
+                spec.name, plugin, existing.plugin,
+            )
+            return
+        self._backends[spec.name] = BackendInfo(
+            name=spec.name, kind=spec.kind, class_name=spec.cls.__name__, plugin=plugin,
+            distribution=dist, version=version, available=True, cls=spec.cls,
+        )
+
+    def _mark_failed(self, plugin: str, dist: str | None, version: str | None, reason: str) -> None:
+        log.warning("rhapsody plugin %r skipped: %s", plugin, reason)
+        self._failed[plugin] = BackendInfo(
+            name=plugin, kind=None, class_name=None, plugin=plugin, distribution=dist,
+            version=version, available=False, reason=reason,
+        )
+
+    # -- queries ----------------------------------------------------------------------------------
+
+    def backends(self) -> dict[str, BackendInfo]:
+        """Every discovered backend by name, then every plugin that failed to load."""
+        self.load_entry_points()
+        return {**self._backends, **{k: v for k, v in self._failed.items() if k not in self._backends}}
+
+    def available(self, kind: str | None = None) -> Iterable[BackendInfo]:
+        self.load_entry_points()
+        return [b for b in self._backends.values() if kind is None or b.kind == kind]
+
+    def failed(self) -> dict[str, BackendInfo]:
+        self.load_entry_points()
+        return dict(self._failed)
+
+
+_host: PluginHost | None = None
+_host_lock = threading.Lock()
+
+
+def get_plugin_host() -> PluginHost:
+    """The process-wide plugin host (created, and entry points loaded, on first use)."""
+    global _host
+    if _host is None:
+        with _host_lock:
+            if _host is None:
+                host = PluginHost()
+                host.load_entry_points()
+                _host = host
+    return _host
+
+
+def get_plugin_manager() -> pluggy.PluginManager:
+    """The process-wide pluggy manager of the ``rhapsody`` namespace."""
+    return get_plugin_host().pm
+
+
+def register(plugin: Any, name: str | None = None) -> None:
+    """Register a plugin (a module or object with ``@hookimpl`` functions) at run time."""
+    get_plugin_host().register(plugin, name)
+
+
+def unregister(name: str) -> None:
+    """Remove a plugin registered with :func:`register`."""
+    get_plugin_host().unregister(name)
+
+
+def reset_plugin_host() -> None:
+    """Forget every plugin and rediscover on next use (for tests and long-lived tools)."""
+    global _host
+    with _host_lock:
+        _host = None
