@@ -89,7 +89,7 @@ def run_executable(
     finally:
         processes.discard(process)
         task._handle = None
-    if task.state in _ENDED:  # canceled or timed out: the session already ended the task
+    if task.state in _ENDED or closing():  # canceled, timed out or shut down: not a failure
         return
     code = process.returncode
     task.exit_code = code
