@@ -24,8 +24,11 @@ def discover_backends() -> dict[str, BackendInfo]:
     return get_plugin_host().backends()
 
 
-def get_backend(name: str, *args: Any, **kwargs: Any) -> Any:
-    """Construct the backend registered as ``name``; ``await`` the result to initialise it."""
+def get_backend(name: str, /, *args: Any, **kwargs: Any) -> Any:
+    """Construct the backend registered as ``name``; ``await`` the result to initialise it.
+
+    Other arguments go to the backend's constructor (``get_backend("concurrent", name="cpu")``).
+    """
     info = discover_backends().get(name)
     if info is None:
         known = sorted(k for k, v in discover_backends().items() if v)
