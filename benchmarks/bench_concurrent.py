@@ -155,14 +155,20 @@ def measure(python: str, contender: str, kind: str, n: int, timeout: float) -> d
         env.pop("PYTHONPATH", None)
     out = subprocess.run(
         [python, os.path.abspath(__file__), "one", contender, kind, str(n)],
-        capture_output=True, text=True, timeout=timeout, env=env, cwd="/tmp",
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd="/tmp",
     )
     if out.returncode != 0:
         raise RuntimeError(f"{contender}/{kind}/{n} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def median_rate(python: str, contender: str, kind: str, n: int, repeat: int, timeout: float) -> float:
+def median_rate(
+    python: str, contender: str, kind: str, n: int, repeat: int, timeout: float
+) -> float:
     rates = [n / measure(python, contender, kind, n, timeout)["seconds"] for _ in range(repeat)]
     return statistics.median(rates)
 
@@ -177,10 +183,17 @@ def main() -> None:
     parser.add_argument("--exe-size", type=int, default=2000)
     parser.add_argument("--memory-size", type=int, default=20000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--rhapsody-py-python", default=None,
-                        help="python of a virtualenv with rhapsody-py==0.6.0 (omit to skip it)")
-    parser.add_argument("--rhapsody-py-max", type=int, default=100000,
-                        help="largest function batch given to rhapsody-py (it is slow)")
+    parser.add_argument(
+        "--rhapsody-py-python",
+        default=None,
+        help="python of a virtualenv with rhapsody-py==0.6.0 (omit to skip it)",
+    )
+    parser.add_argument(
+        "--rhapsody-py-max",
+        type=int,
+        default=100000,
+        help="largest function batch given to rhapsody-py (it is slow)",
+    )
     parser.add_argument("--timeout", type=float, default=1800)
     args = parser.parse_args()
     ours = sys.executable
@@ -198,8 +211,10 @@ def main() -> None:
         add(f"functions, {n} tasks: Session", f"{ses:,.0f}/s = **{ses / raw:.2f}x raw**")
         if theirs and n <= args.rhapsody_py_max:
             rpy = median_rate(theirs, "rhapsody-py", "function", n, 1, args.timeout)
-            add(f"functions, {n} tasks: rhapsody-py 0.6.0",
-                f"{rpy:,.0f}/s = {rpy / raw:.2f}x raw (Session = {ses / rpy:.1f}x rhapsody-py)")
+            add(
+                f"functions, {n} tasks: rhapsody-py 0.6.0",
+                f"{rpy:,.0f}/s = {rpy / raw:.2f}x raw (Session = {ses / rpy:.1f}x rhapsody-py)",
+            )
     n = args.exe_size
     raw = median_rate(ours, "raw", "executable", n, args.repeat, args.timeout)
     ses = median_rate(ours, "session", "executable", n, args.repeat, args.timeout)

@@ -63,8 +63,10 @@ async def run(tasks, **backend_kwargs):
 
 
 async def test_sync_and_async_functions():
-    tasks = [ComputeTask(function=add, args=(1,), kwargs={"b": 2}),
-             ComputeTask(function=async_add, args=(3, 4))]
+    tasks = [
+        ComputeTask(function=add, args=(1,), kwargs={"b": 2}),
+        ComputeTask(function=async_add, args=(3, 4)),
+    ]
     await run(tasks)
     assert [t.return_value for t in tasks] == [3, 7]
     assert all(t.state is TaskState.DONE for t in tasks)
@@ -73,8 +75,11 @@ async def test_sync_and_async_functions():
 async def test_executable_no_shell_by_default(work_dir):
     tasks = [
         ComputeTask(executable="/bin/echo", arguments=["$HOME", "a b"]),
-        ComputeTask(executable="/bin/echo", arguments=["$MY_VAR"],
-                    task_backend_specific_kwargs={"shell": True, "env": {"MY_VAR": "shell!"}}),
+        ComputeTask(
+            executable="/bin/echo",
+            arguments=["$MY_VAR"],
+            task_backend_specific_kwargs={"shell": True, "env": {"MY_VAR": "shell!"}},
+        ),
     ]
     await run(tasks)
     assert tasks[0].stdout == "$HOME a b\n" and tasks[0].return_value == "$HOME a b\n"
@@ -85,9 +90,11 @@ async def test_executable_no_shell_by_default(work_dir):
 async def test_cwd_and_env(work_dir):
     sub = work_dir / "sub"
     sub.mkdir()
-    t = ComputeTask(executable=sys.executable,
-                    arguments=["-c", "import os; print(os.getcwd(), os.environ['X'], 'PATH' in os.environ)"],
-                    task_backend_specific_kwargs={"cwd": str(sub), "env": {"X": "42"}})
+    t = ComputeTask(
+        executable=sys.executable,
+        arguments=["-c", "import os; print(os.getcwd(), os.environ['X'], 'PATH' in os.environ)"],
+        task_backend_specific_kwargs={"cwd": str(sub), "env": {"X": "42"}},
+    )
     await run([t])
     assert t.stdout.split() == [str(sub), "42", "True"]
 
@@ -103,8 +110,9 @@ async def test_missing_executable_fails_clearly():
 async def test_capture_stdio_writes_files_under_session_dir(work_dir):
     backend = await ConcurrentExecutionBackend()
     async with Session(backends=[backend], work_dir=work_dir, uid="s1") as session:
-        exe = ComputeTask(executable="/bin/sh", arguments=["-c", "echo out; echo err >&2"],
-                          capture_stdio=True)
+        exe = ComputeTask(
+            executable="/bin/sh", arguments=["-c", "echo out; echo err >&2"], capture_stdio=True
+        )
         fn = ComputeTask(function=shout, args=("hello",), capture_stdio=True)
         other = ComputeTask(function=shout, args=("not captured",))
         await session.submit_tasks([exe, fn, other])
@@ -126,10 +134,15 @@ async def test_no_session_dir_without_capture(work_dir):
 
 async def test_input_and_output_files(work_dir):
     (work_dir / "in.txt").write_text("data")
-    ok = ComputeTask(executable="/bin/cp", arguments=["in.txt", "out.txt"],
-                     input_files=["in.txt"], output_files=["out.txt"])
-    no_input = ComputeTask(executable="/bin/cat", arguments=["absent.txt"],
-                           input_files=["absent.txt"])
+    ok = ComputeTask(
+        executable="/bin/cp",
+        arguments=["in.txt", "out.txt"],
+        input_files=["in.txt"],
+        output_files=["out.txt"],
+    )
+    no_input = ComputeTask(
+        executable="/bin/cat", arguments=["absent.txt"], input_files=["absent.txt"]
+    )
     no_output = ComputeTask(executable="/bin/true", output_files=["never.txt"])
     await run([ok, no_input, no_output])
     assert ok.state is TaskState.DONE and (work_dir / "out.txt").read_text() == "data"
@@ -142,19 +155,29 @@ async def test_unknown_option_rejected_before_anything_runs(work_dir):
     async with Session(backends=[backend]) as session:
         good = ComputeTask(executable="/bin/touch", arguments=["ran"])
         bad = ComputeTask(executable="/bin/true", task_backend_specific_kwargs={"cwdd": "/"})
-        with pytest.raises(TaskValidationError, match=r"\['cwdd'\].*one of \['cwd', 'env', 'shell'\]"):
+        with pytest.raises(
+            TaskValidationError, match=r"\['cwdd'\].*one of \['cwd', 'env', 'shell'\]"
+        ):
             await session.submit_tasks([good, bad])
         with pytest.raises(TaskValidationError, match="dict of str to str"):
-            await session.submit_tasks([ComputeTask(
-                executable="/bin/true", task_backend_specific_kwargs={"env": {"A": 1}})])
+            await session.submit_tasks(
+                [
+                    ComputeTask(
+                        executable="/bin/true", task_backend_specific_kwargs={"env": {"A": 1}}
+                    )
+                ]
+            )
         with pytest.raises(TaskValidationError, match="shell only for executables"):
-            await session.submit_tasks([ComputeTask(
-                function=add, args=(1,), task_backend_specific_kwargs={"shell": True})])
+            await session.submit_tasks(
+                [ComputeTask(function=add, args=(1,), task_backend_specific_kwargs={"shell": True})]
+            )
     assert not (work_dir / "ran").exists() and good.future is None
 
 
 def test_bad_backend_arguments():
-    with pytest.raises(BackendConfigurationError, match="executor: expected a concurrent.futures.Executor"):
+    with pytest.raises(
+        BackendConfigurationError, match="executor: expected a concurrent.futures.Executor"
+    ):
         ConcurrentExecutionBackend(executor="threads")
     with pytest.raises(BackendConfigurationError, match="max_processes"):
         ConcurrentExecutionBackend(max_processes=0)
@@ -163,8 +186,9 @@ def test_bad_backend_arguments():
 
 
 async def test_timeout_kills_the_process_group(work_dir, no_stray_children):
-    t = ComputeTask(executable="/bin/sh",
-                    arguments=["-c", "sleep 30 & echo $! > child.pid; wait"], timeout=0.5)
+    t = ComputeTask(
+        executable="/bin/sh", arguments=["-c", "sleep 30 & echo $! > child.pid; wait"], timeout=0.5
+    )
     started = time.monotonic()
     await run([t])
     assert time.monotonic() - started < 10
@@ -178,8 +202,12 @@ async def test_cancel_kills_the_subprocess(work_dir, no_stray_children):
     async with Session(backends=[backend]) as session:
         t = ComputeTask(executable="/bin/sh", arguments=["-c", "echo $$ > me.pid; sleep 30"])
         await session.submit_tasks([t])
-        assert wait_until(lambda: (work_dir / "me.pid").exists() and
-                          (work_dir / "me.pid").read_text().strip() != "", timeout=10)
+        assert wait_until(
+            lambda: (
+                (work_dir / "me.pid").exists() and (work_dir / "me.pid").read_text().strip() != ""
+            ),
+            timeout=10,
+        )
         await asyncio.sleep(0.1)
         assert await session.cancel_tasks([t]) == 1
         assert t.state is TaskState.CANCELED
@@ -190,8 +218,10 @@ async def test_cancel_kills_the_subprocess(work_dir, no_stray_children):
 async def test_shutdown_kills_every_child(work_dir, no_stray_children):
     backend = await ConcurrentExecutionBackend(max_processes=4)
     session = Session(backends=[backend])
-    tasks = [ComputeTask(executable="/bin/sh", arguments=["-c", f"echo $$ > p{i}; sleep 30"])
-             for i in range(8)]
+    tasks = [
+        ComputeTask(executable="/bin/sh", arguments=["-c", f"echo $$ > p{i}; sleep 30"])
+        for i in range(8)
+    ]
     futures = await session.submit_tasks(tasks)
     assert wait_until(lambda: sum(os.path.exists(f"p{i}") for i in range(8)) == 4, timeout=10)
     await session.close()
@@ -258,7 +288,9 @@ async def test_unpicklable_function_fails_alone(no_stray_children):
     bad = ComputeTask(function=add, args=(lock,))
     good = ComputeTask(function=add, args=(1,))
     await run([bad, good], executor=ProcessPoolExecutor(max_workers=1))
-    assert bad.state is TaskState.FAILED and "cannot be sent to a worker process" in str(bad.exception)
+    assert bad.state is TaskState.FAILED and "cannot be sent to a worker process" in str(
+        bad.exception
+    )
     assert good.return_value == 1
 
 

@@ -40,7 +40,7 @@ def test_backends_module_exposes_classes_by_kind():
     assert Same is ConcurrentExecutionBackend
     assert InlineExecutionBackend.kind == "execution" and EchoInferenceBackend.kind == "inference"
     with pytest.raises(ImportError, match="has no backend 'EchoInferenceBackend'"):
-        from rhapsody.backends.execution import EchoInferenceBackend  # noqa: F401
+        from rhapsody.backends.execution import EchoInferenceBackend
     import rhapsody.backends as b
 
     assert "InlineExecutionBackend" in dir(b)

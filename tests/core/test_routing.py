@@ -88,7 +88,8 @@ async def test_routing_plugin_bad_answer():
     kinds=st.lists(st.sampled_from(["exec", "ai"]), min_size=1, max_size=4),
     tasks=st.lists(
         st.tuples(st.sampled_from(["compute", "ai"]), st.one_of(st.none(), st.integers(0, 5))),
-        min_size=1, max_size=10,
+        min_size=1,
+        max_size=10,
     ),
 )
 def test_routing_property(kinds, tasks):
@@ -103,8 +104,11 @@ def test_routing_property(kinds, tasks):
         batch, expected = [], []
         for kind, target in tasks:
             name = f"b{target}" if target is not None else None
-            task = ComputeTask(function=f, backend=name) if kind == "compute" else AITask(
-                prompt="p", backend=name)
+            task = (
+                ComputeTask(function=f, backend=name)
+                if kind == "compute"
+                else AITask(prompt="p", backend=name)
+            )
             want_kind = "exec" if kind == "compute" else "ai"
             if name is not None:
                 ok = target < len(kinds) and kinds[target] == want_kind

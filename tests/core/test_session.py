@@ -51,7 +51,9 @@ async def test_failures_raise_on_await_but_not_in_wait_tasks():
         assert "raise KeyError" in bad_fn.traceback
         with pytest.raises(TaskExecutionError) as err:
             await bad_exe
-        assert err.value.exit_code == 4 and "nope" in err.value.stderr and err.value.uid == bad_exe.uid
+        assert (
+            err.value.exit_code == 4 and "nope" in err.value.stderr and err.value.uid == bad_exe.uid
+        )
         results = await asyncio.gather(*futures, return_exceptions=True)
         assert isinstance(results[0], KeyError) and isinstance(results[1], TaskExecutionError)
         assert results[2] is good

@@ -86,8 +86,16 @@ def test_ai_task_rejects(kwargs, field):
 
 
 def test_ai_task_valid():
-    t = AITask(prompt=["a", "b"], temperature=0.0, top_p=1.0, top_k=-1, max_tokens=8,
-               stop_sequences=["\n"], system_prompt="be brief", model="m")
+    t = AITask(
+        prompt=["a", "b"],
+        temperature=0.0,
+        top_p=1.0,
+        top_k=-1,
+        max_tokens=8,
+        stop_sequences=["\n"],
+        system_prompt="be brief",
+        model="m",
+    )
     assert t.response is None and t.prompt == ["a", "b"]
 
 

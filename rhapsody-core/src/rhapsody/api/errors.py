@@ -35,7 +35,9 @@ class TaskValidationError(RhapsodyError, TypeError, ValueError):
 class TaskExecutionError(RhapsodyError):
     """An executable task exited unsuccessfully (or could not be started)."""
 
-    def __init__(self, uid: str, stderr: str | None, exit_code: int | None, message: str = "") -> None:
+    def __init__(
+        self, uid: str, stderr: str | None, exit_code: int | None, message: str = ""
+    ) -> None:
         self.uid, self.stderr, self.exit_code = uid, stderr, exit_code
         detail = message or f"exited with code {exit_code}"
         tail = (stderr or "").strip()[-2000:]

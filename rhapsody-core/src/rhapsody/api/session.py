@@ -112,9 +112,17 @@ class Session:
         await asyncio.gather(*(b._ensure_initialized() for b in self.backends.values()))
         hook = self._host.pm.hook
         # Lifecycle hooks are bound only when a plugin implements them: free otherwise.
-        self._on_submitted = hook.rhapsody_task_submitted if hook.rhapsody_task_submitted.get_hookimpls() else None
-        self._on_state = hook.rhapsody_task_state_changed if hook.rhapsody_task_state_changed.get_hookimpls() else None
-        self._on_finished = hook.rhapsody_task_finished if hook.rhapsody_task_finished.get_hookimpls() else None
+        self._on_submitted = (
+            hook.rhapsody_task_submitted if hook.rhapsody_task_submitted.get_hookimpls() else None
+        )
+        self._on_state = (
+            hook.rhapsody_task_state_changed
+            if hook.rhapsody_task_state_changed.get_hookimpls()
+            else None
+        )
+        self._on_finished = (
+            hook.rhapsody_task_finished if hook.rhapsody_task_finished.get_hookimpls() else None
+        )
         self._routing = RoutingTable(self, self.backends, hook.rhapsody_route_task)
         self._started = True
         hook.rhapsody_session_start(session=self)
@@ -162,8 +170,10 @@ class Session:
                 await backend.submit_tasks(group)
             except Exception as exc:  # noqa: BLE001 - the tasks fail, the caller is told through them
                 log.error("backend %r failed to accept %d tasks: %s", backend.name, len(group), exc)
-                error = exc if isinstance(exc, BackendError) else BackendError(
-                    f"backend {backend.name!r} failed to accept the task: {exc}"
+                error = (
+                    exc
+                    if isinstance(exc, BackendError)
+                    else BackendError(f"backend {backend.name!r} failed to accept the task: {exc}")
                 )
                 for task in group:
                     if not task.done:
@@ -217,7 +227,7 @@ class Session:
                     await asyncio.sleep(0)
             self._pending += len(group)
         for task in batch:  # futures in the caller's order
-            append(task._future)
+            append(task._future)  # type: ignore[arg-type]
         return futures
 
     # -- state machine (the backends' sink; runs on the event loop) -------------------------------
@@ -321,7 +331,7 @@ class Session:
         if pending:
             _, still = await asyncio.wait(pending, timeout=timeout)  # type: ignore[type-var]
             if still:
-                raise asyncio.TimeoutError(
+                raise TimeoutError(
                     f"{len(still)} of {len(found)} tasks had not finished after {timeout}s"
                 )
         return found

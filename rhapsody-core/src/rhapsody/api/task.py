@@ -82,8 +82,10 @@ class BaseTask:
         return getattr(self, key)
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and not key.startswith("_") and key in attrs.fields_dict(
-            type(self)
+        return (
+            isinstance(key, str)
+            and not key.startswith("_")
+            and key in attrs.fields_dict(type(self))
         )
 
     def get(self, key: str, default: Any = None) -> Any:
@@ -95,22 +97,21 @@ class BaseTask:
 
     def to_dict(self) -> dict[str, Any]:
         """Public fields and results as a plain dict."""
-        return {
-            a.name: getattr(self, a.name) for a in attrs.fields(type(self)) if a.name[0] != "_"
-        }
+        return {a.name: getattr(self, a.name) for a in attrs.fields(type(self)) if a.name[0] != "_"}
 
     def _describe(self) -> str:
         return ""
 
     def __repr__(self) -> str:
         backend = f", backend={self.backend!r}" if self.backend else ""
-        return f"{type(self).__name__}(uid={self.uid!r}, state={self.state.value}{self._describe()}{backend})"
+        head = f"{type(self).__name__}(uid={self.uid!r}, state={self.state.value}"
+        return f"{head}{self._describe()}{backend})"
 
 
 @attrs.define(kw_only=True, eq=False, repr=False)
 class ComputeTask(BaseTask):
-    """An executable (``executable=``, ``arguments=``) or a Python function (``function=``, ``args=``,
-    ``kwargs=``, sync or ``async def``) to run on an execution backend."""
+    """An executable (``executable=``, ``arguments=``) or a Python function (``function=``,
+    ``args=``, ``kwargs=``, sync or ``async def``) to run on an execution backend."""
 
     kind: ClassVar[str] = "compute"
 
@@ -134,8 +135,10 @@ class ComputeTask(BaseTask):
                 )
             if self.args or self.kwargs:
                 raise TaskValidationError(
-                    "args", "no args/kwargs for an executable (use arguments=)", self.args or
-                    dict(self.kwargs), owner="ComputeTask",
+                    "args",
+                    "no args/kwargs for an executable (use arguments=)",
+                    self.args or dict(self.kwargs),
+                    owner="ComputeTask",
                 )
         elif self.executable is not None:
             raise TaskValidationError(
@@ -146,7 +149,9 @@ class ComputeTask(BaseTask):
             )
         elif self.arguments:
             raise TaskValidationError(
-                "arguments", "no arguments for a function (use args=/kwargs=)", self.arguments,
+                "arguments",
+                "no arguments for a function (use args=/kwargs=)",
+                self.arguments,
                 owner="ComputeTask",
             )
 
@@ -191,9 +196,9 @@ class AITask(BaseTask):
 
 
 _TASK_CLASSES: dict[str, type[BaseTask]] = {"compute": ComputeTask, "ai": AITask}
-_RESULT_FIELDS = frozenset(
-    a.name for a in attrs.fields(AITask) if not a.init
-) | frozenset(a.name for a in attrs.fields(ComputeTask) if not a.init)
+_RESULT_FIELDS = frozenset(a.name for a in attrs.fields(AITask) if not a.init) | frozenset(
+    a.name for a in attrs.fields(ComputeTask) if not a.init
+)
 
 
 def task_from_dict(description: Mapping[str, Any]) -> BaseTask:
@@ -215,7 +220,9 @@ def task_from_dict(description: Mapping[str, Any]) -> BaseTask:
     for key in fields:
         if key not in init_names and key not in _RESULT_FIELDS:
             raise TaskValidationError(
-                key, f"one of the {cls.__name__} fields {sorted(init_names)}", fields[key],
+                key,
+                f"one of the {cls.__name__} fields {sorted(init_names)}",
+                fields[key],
                 owner=cls.__name__,
             )
     return cls(**{k: val for k, val in fields.items() if k in init_names})

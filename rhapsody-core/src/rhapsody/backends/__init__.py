@@ -1,4 +1,4 @@
-"""Every registered backend class by name: ``from rhapsody.backends import ConcurrentExecutionBackend``.
+"""Every registered backend class by name (``from rhapsody.backends import X``).
 
 Classes are looked up in the plugin registry on first access, so third-party backends appear here
 exactly like the built-in ones. :mod:`rhapsody.backends.execution` and

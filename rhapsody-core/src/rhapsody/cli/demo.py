@@ -65,9 +65,15 @@ async def run_demo(size: int, out: TextIO) -> int:
     rows = [(kind, state, n) for (kind, state), n in sorted(kinds.items())]
     print(table(["kind", "state", "tasks"], rows), file=out)
     failed = [t for t in tasks if t.state is TaskState.FAILED]
-    print(f"\n{len(tasks)} tasks in {elapsed:.2f}s on backend 'local'; "
-          f"{len(failed)} failed (on purpose):", file=out)
+    print(
+        f"\n{len(tasks)} tasks in {elapsed:.2f}s on backend 'local'; "
+        f"{len(failed)} failed (on purpose):",
+        file=out,
+    )
     for task in failed:
-        print(f"  {task.uid}: {task.exception}".splitlines()[0], file=out)
+        reason = " | ".join(
+            line.strip() for line in str(task.exception).splitlines() if line.strip()
+        )
+        print(f"  {task.uid}: {type(task.exception).__name__}: {reason}", file=out)
     expected_failures = 2
     return 0 if len(failed) == expected_failures else 1

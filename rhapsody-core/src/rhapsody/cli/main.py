@@ -24,7 +24,9 @@ def _backends(_args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     if args.tasks < 0:
-        print(f"rhapsody demo: --tasks: expected an integer >= 0, got {args.tasks}", file=sys.stderr)
+        print(
+            f"rhapsody demo: --tasks: expected an integer >= 0, got {args.tasks}", file=sys.stderr
+        )
         return 2
     return asyncio.run(run_demo(args.tasks, sys.stdout))
 

@@ -34,6 +34,7 @@ def rhapsody_register_backends() -> Sequence[BackendSpec] | BackendSpec:
     ``"inference"``). The distribution and version are filled in from the entry point. Called
     once per plugin at discovery; a plugin that fails here is marked unavailable with the reason.
     """
+    raise NotImplementedError
 
 
 # -- Routing --------------------------------------------------------------------------------------
@@ -82,5 +83,3 @@ def rhapsody_session_start(session: Session) -> None:
 @hookspec
 def rhapsody_session_close(session: Session) -> None:
     """A session closed: its backends are shut down and every task is terminal."""
-
-

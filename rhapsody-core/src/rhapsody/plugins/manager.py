@@ -102,8 +102,10 @@ class PluginHost:
             if impl.plugin_name != name:
                 continue
             try:
-                declared = impl.function()
-                specs = [declared] if isinstance(declared, BackendSpec) else list(declared or ())
+                declared: Any = impl.function()
+                specs: list[Any] = (
+                    [declared] if isinstance(declared, BackendSpec) else list(declared or ())
+                )
                 for spec in specs:
                     if not isinstance(spec, BackendSpec):
                         raise TypeError(f"expected BackendSpec, got {spec!r}")
@@ -121,19 +123,33 @@ class PluginHost:
         if existing is not None and existing.cls is not spec.cls:
             log.warning(
                 "rhapsody backend %r from plugin %r ignored: plugin %r already provides it",
-                spec.name, plugin, existing.plugin,
+                spec.name,
+                plugin,
+                existing.plugin,
             )
             return
         self._backends[spec.name] = BackendInfo(
-            name=spec.name, kind=spec.kind, class_name=spec.cls.__name__, plugin=plugin,
-            distribution=dist, version=version, available=True, cls=spec.cls,
+            name=spec.name,
+            kind=spec.kind,
+            class_name=spec.cls.__name__,
+            plugin=plugin,
+            distribution=dist,
+            version=version,
+            available=True,
+            cls=spec.cls,
         )
 
     def _mark_failed(self, plugin: str, dist: str | None, version: str | None, reason: str) -> None:
         log.warning("rhapsody plugin %r skipped: %s", plugin, reason)
         self._failed[plugin] = BackendInfo(
-            name=plugin, kind=None, class_name=None, plugin=plugin, distribution=dist,
-            version=version, available=False, reason=reason,
+            name=plugin,
+            kind=None,
+            class_name=None,
+            plugin=plugin,
+            distribution=dist,
+            version=version,
+            available=False,
+            reason=reason,
         )
 
     # -- queries ----------------------------------------------------------------------------------
@@ -141,7 +157,10 @@ class PluginHost:
     def backends(self) -> dict[str, BackendInfo]:
         """Every discovered backend by name, then every plugin that failed to load."""
         self.load_entry_points()
-        return {**self._backends, **{k: v for k, v in self._failed.items() if k not in self._backends}}
+        return {
+            **self._backends,
+            **{k: v for k, v in self._failed.items() if k not in self._backends},
+        }
 
     def available(self, kind: str | None = None) -> Iterable[BackendInfo]:
         self.load_entry_points()

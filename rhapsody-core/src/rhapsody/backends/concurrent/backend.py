@@ -59,7 +59,8 @@ class ConcurrentExecutionBackend(ExecutionBackend):
         super().__init__(name)
         if executor is not None and not isinstance(executor, Executor):
             raise BackendConfigurationError(
-                "ConcurrentExecutionBackend", "executor",
+                "ConcurrentExecutionBackend",
+                "executor",
                 "a concurrent.futures.Executor (ThreadPoolExecutor or ProcessPoolExecutor)",
                 executor,
             )
@@ -84,7 +85,9 @@ class ConcurrentExecutionBackend(ExecutionBackend):
         loop = asyncio.get_running_loop()
         self._inbox = LoopInbox(loop, self._deliver)
         if self._executor is None:
-            self._threads = TaskThreadPool(self._run_function, default_workers(), f"rhapsody-{self.name}")
+            self._threads = TaskThreadPool(
+                self._run_function, default_workers(), f"rhapsody-{self.name}"
+            )
         if isinstance(self._executor, ProcessPoolExecutor):
             self._dispatcher = ProcessPoolDispatcher(
                 self._executor, loop, self._deliver, self._capture_paths, self._set_executor
@@ -119,7 +122,7 @@ class ConcurrentExecutionBackend(ExecutionBackend):
                 elif dispatcher is not None:
                     dispatcher.submit(task)  # type: ignore[arg-type]
                 else:
-                    task._handle = executor.submit(run_function, task)  # type: ignore[union-attr]
+                    task._handle = executor.submit(run_function, task)  # type: ignore[union-attr,arg-type]
             except RuntimeError as exc:  # an executor shut down under us
                 task.exception = BackendError(f"backend {self.name!r} cannot run tasks: {exc}")
                 self._sink(task, _FAILED)
@@ -150,7 +153,9 @@ class ConcurrentExecutionBackend(ExecutionBackend):
                 if missing:
                     raise FileNotFoundError(f"input files not found: {missing}")
             result = call_captured(
-                task.function, task.args, task.kwargs,  # type: ignore[arg-type]
+                task.function,  # type: ignore[arg-type]
+                task.args,
+                task.kwargs,
                 self._capture_paths(task) if task.capture_stdio else None,
             )
             if task.output_files:
@@ -179,8 +184,12 @@ class ConcurrentExecutionBackend(ExecutionBackend):
                 self._max_processes, thread_name_prefix=f"rhapsody-{self.name}-exec"
             )
         return self._launcher.submit(
-            run_executable, task, self._inbox.push, self._processes,  # type: ignore[union-attr]
-            self._task_dir, self._is_closed,
+            run_executable,
+            task,
+            self._inbox.push,  # type: ignore[union-attr]
+            self._processes,
+            self._task_dir,
+            self._is_closed,
         )
 
     def _is_closed(self) -> bool:

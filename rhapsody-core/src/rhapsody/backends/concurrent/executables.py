@@ -64,13 +64,25 @@ def run_executable(
             out_path, err_path = base + ".stdout", base + ".stderr"
             with open(out_path, "wb") as out, open(err_path, "wb") as err:
                 process = subprocess.Popen(
-                    _command(task, shell), stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                    cwd=cwd, env=env, shell=shell, start_new_session=True,
+                    _command(task, shell),
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    cwd=cwd,
+                    env=env,
+                    shell=shell,
+                    start_new_session=True,
                 )
         else:
             process = subprocess.Popen(
-                _command(task, shell), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, cwd=cwd, env=env, shell=shell, start_new_session=True,
+                _command(task, shell),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=cwd,
+                env=env,
+                shell=shell,
+                start_new_session=True,
             )
     except OSError as exc:
         task.exception = TaskExecutionError(

@@ -7,15 +7,20 @@ never in the session's loop.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import pickle
 import threading
 import traceback
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import cloudpickle
+import cloudpickle  # type: ignore[import-untyped]
 
 from .stdio import captured
+
+
+_all_loops: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 
 
 class _ThreadLoop(threading.local):
@@ -24,6 +29,7 @@ class _ThreadLoop(threading.local):
     def get(self) -> asyncio.AbstractEventLoop:
         if self.loop is None or self.loop.is_closed():
             self.loop = asyncio.new_event_loop()
+            _all_loops.add(self.loop)
         return self.loop
 
     def __del__(self) -> None:  # a thread-local ends with its thread: close that thread's loop
@@ -32,6 +38,15 @@ class _ThreadLoop(threading.local):
 
 
 _thread_loop = _ThreadLoop()
+
+
+@atexit.register
+def _close_loops() -> None:
+    # Daemon worker threads never run their thread-local destructors: close their loops while
+    # the interpreter is still whole, instead of from a half-finalised __del__.
+    for loop in list(_all_loops):
+        if not loop.is_closed() and not loop.is_running():
+            loop.close()
 
 
 def call(function: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:

@@ -1,4 +1,4 @@
-"""``task_backend_specific_kwargs`` accepted by the concurrent backend, checked before submission."""
+"""Per-task options (``task_backend_specific_kwargs``) of the concurrent backend."""
 
 from __future__ import annotations
 

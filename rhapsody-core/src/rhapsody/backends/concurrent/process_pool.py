@@ -17,7 +17,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-import cloudpickle
+import cloudpickle  # type: ignore[import-untyped]
 
 from ...api.errors import BackendError
 from ...api.states import TaskState
@@ -96,10 +96,13 @@ class ProcessPoolDispatcher:
         try:
             payload = cloudpickle.dumps((task.function, task.args, task.kwargs))
         except Exception as exc:  # noqa: BLE001 - an unpicklable task fails alone
-            self._fail(task, BackendError(
-                f"task {task.uid}: its function or arguments cannot be sent to a worker process "
-                f"({type(exc).__name__}: {exc})"
-            ))
+            self._fail(
+                task,
+                BackendError(
+                    f"task {task.uid}: its function or arguments cannot be sent to a worker "
+                    f"process ({type(exc).__name__}: {exc})"
+                ),
+            )
             return
         pool = self.pool
         try:
@@ -157,16 +160,19 @@ class ProcessPoolDispatcher:
         strikes = self._strikes.get(task, 0) + 1
         if strikes >= 2:
             self._strikes.pop(task, None)
-            self._fail(task, BackendError(
-                f"task {task.uid}: the worker process running it died abruptly (killed by a "
-                "signal, os._exit or a crash), twice; the pool was replaced"
-            ))
+            self._fail(
+                task,
+                BackendError(
+                    f"task {task.uid}: the worker process running it died abruptly (killed by a "
+                    "signal, os._exit or a crash), twice; the pool was replaced"
+                ),
+            )
             return
         self._strikes[task] = strikes
         self._suspects.append(task)
 
     def _replace(self, broken: ProcessPoolExecutor) -> None:
-        log.warning("a process-pool worker died; replacing the pool")
+        log.info("a process-pool worker died; replacing the pool")
         self.pool = _replacement(broken)
         broken.shutdown(wait=False, cancel_futures=True)
         self._on_new_pool(self.pool)
@@ -176,7 +182,7 @@ class ProcessPoolDispatcher:
         self._deliver(task, _FAILED)
 
     def kill_running(self, tasks: list[ComputeTask]) -> None:
-        """Stop ``tasks``: drop queued ones, cancel pending futures, kill workers for running ones."""
+        """Stop ``tasks``: cancel pending futures, kill the workers for running ones."""
         must_kill = False
         for task in tasks:
             future = task._handle

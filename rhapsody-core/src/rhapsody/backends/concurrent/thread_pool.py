@@ -39,9 +39,7 @@ class TaskThreadPool:
     def _start_threads(self) -> None:
         with self._lock:
             for i in range(self.max_workers - len(self._threads)):
-                thread = threading.Thread(
-                    target=self._work, name=f"{self._name}_{i}", daemon=True
-                )
+                thread = threading.Thread(target=self._work, name=f"{self._name}_{i}", daemon=True)
                 thread.start()
                 self._threads.append(thread)
 

@@ -17,8 +17,12 @@ class InlineExecutionBackend(ExecutionBackend):
     def check_tasks(self, tasks: Sequence[BaseTask]) -> None:
         for task in tasks:
             if isinstance(task, ComputeTask) and task.function is None:
-                raise TaskValidationError("executable", "a function task (inline runs no "
-                                          "executables)", task.executable, owner=task.uid)
+                raise TaskValidationError(
+                    "executable",
+                    "a function task (inline runs no executables)",
+                    task.executable,
+                    owner=task.uid,
+                )
 
     async def submit_tasks(self, tasks: Sequence[BaseTask]) -> None:
         for task in tasks:

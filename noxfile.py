@@ -1,0 +1,43 @@
+"""Test, lint and benchmark sessions. ``nox`` runs the default set: every distribution's tests
+(each in its own virtualenv with only that distribution's dependencies) and lint."""
+
+from __future__ import annotations
+
+import os
+
+import nox
+
+nox.options.sessions = ["lint", "core"]
+nox.options.error_on_missing_interpreters = True
+
+TEST_DEPS = ["pytest>=8", "pytest-asyncio>=0.23", "hypothesis>=6.100"]
+EXAMPLE_PLUGIN = "./tests/plugins/example-plugin"
+
+
+@nox.session
+def core(session: nox.Session) -> None:
+    """rhapsody-core's tests, with the example third-party plugin pip-installed."""
+    session.install("./rhapsody-core", EXAMPLE_PLUGIN, *TEST_DEPS)
+    session.run("pytest", "tests/core", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff (lint and format) and mypy --strict on the sources."""
+    session.install("ruff", "mypy", "./rhapsody-core")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Side-by-side benchmark against the raw engine and rhapsody-py 0.6.0 (not in the default)."""
+    session.install("./rhapsody-core")
+    other = os.path.join(session.create_tmp(), "rhapsody-py")
+    session.run("python", "-m", "venv", "--clear", other)
+    session.run(f"{other}/bin/pip", "install", "-q", "rhapsody-py==0.6.0", external=True)
+    session.run(
+        "python", "benchmarks/bench_concurrent.py",
+        "--rhapsody-py-python", f"{other}/bin/python", *session.posargs,
+    )
