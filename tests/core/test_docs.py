@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
 BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.S | re.M)
 
 
@@ -19,6 +20,10 @@ def blocks():
     for page in sorted(DOCS.glob("*.md")):
         for i, match in enumerate(BLOCK.finditer(page.read_text())):
             yield pytest.param(match.group(1), match.group(2), id=f"{page.stem}-{i}")
+    # The README's Python example too (its shell blocks are the quick start that CI runs).
+    for i, match in enumerate(BLOCK.finditer((ROOT / "README.md").read_text())):
+        if match.group(1) == "python":
+            yield pytest.param("python", match.group(2), id=f"README-{i}")
 
 
 def test_the_guide_has_code():
