@@ -38,6 +38,9 @@ def bench(session: nox.Session) -> None:
     session.run("python", "-m", "venv", "--clear", other)
     session.run(f"{other}/bin/pip", "install", "-q", "rhapsody-py==0.6.0", external=True)
     session.run(
-        "python", "benchmarks/bench_concurrent.py",
-        "--rhapsody-py-python", f"{other}/bin/python", *session.posargs,
+        "python",
+        "benchmarks/bench_concurrent.py",
+        "--rhapsody-py-python",
+        f"{other}/bin/python",
+        *session.posargs,
     )

@@ -19,7 +19,6 @@ import cloudpickle  # type: ignore[import-untyped]
 
 from .stdio import captured
 
-
 _all_loops: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 
 
