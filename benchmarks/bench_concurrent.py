@@ -136,7 +136,6 @@ def run_one(contender: str, kind: str, n: int) -> dict[str, Any]:
         fn = session_memory if contender == "session" else rhapsody_py_memory
         return {"bytes_per_task": asyncio.run(fn(n))}
     if contender != "raw":  # one-time import and plugin discovery are not per-task costs
-        import rhapsody.api
         from rhapsody.backends import ConcurrentExecutionBackend  # noqa: F401
     if contender == "raw":
         coro = raw_functions(n) if kind == "function" else raw_executables(n)

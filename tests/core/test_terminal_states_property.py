@@ -61,7 +61,8 @@ class Recorder:
             st.sampled_from([None, None, 0.05, 5.0]),
             st.booleans(),  # cancel it?
         ),
-        min_size=1, max_size=12,
+        min_size=1,
+        max_size=12,
     ),
     close_early=st.booleans(),
 )

@@ -362,7 +362,13 @@ class Session:
 
     @property
     def closed(self) -> bool:
+        """True once :meth:`close` was called."""
         return self._closed
+
+    @property
+    def pending(self) -> int:
+        """How many submitted tasks have not ended yet."""
+        return self._pending
 
     async def close(self) -> None:
         """Shut down every backend; every task still running ends CANCELED. Idempotent."""

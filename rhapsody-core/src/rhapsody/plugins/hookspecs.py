@@ -64,7 +64,10 @@ def rhapsody_task_submitted(task: BaseTask, backend: Backend, session: Session) 
 def rhapsody_task_state_changed(
     task: BaseTask, old_state: TaskState, new_state: TaskState, session: Session
 ) -> None:
-    """A task moved from ``old_state`` to ``new_state`` (results are already on the task)."""
+    """A task moved from ``old_state`` to ``new_state`` (results are already on the task).
+
+    Called for RUNNING and for the terminal state; submission has its own hook.
+    """
 
 
 @hookspec

@@ -6,6 +6,7 @@ timeout, shutdown) also reaches the children it started.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -59,26 +60,19 @@ def run_executable(
         missing = missing_files(task.input_files, cwd)
         if missing:
             raise FileNotFoundError(f"input files not found: {missing}")
-        if task.capture_stdio:
-            base = os.path.join(task_dir(), task.uid)
-            out_path, err_path = base + ".stdout", base + ".stderr"
-            with open(out_path, "wb") as out, open(err_path, "wb") as err:
-                process = subprocess.Popen(
-                    _command(task, shell),
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=err,
-                    cwd=cwd,
-                    env=env,
-                    shell=shell,
-                    start_new_session=True,
-                )
-        else:
+        with contextlib.ExitStack() as files:
+            out: Any = subprocess.PIPE
+            err: Any = subprocess.PIPE
+            if task.capture_stdio:  # straight to files: nothing is held in memory
+                base = os.path.join(task_dir(), task.uid)
+                out_path, err_path = base + ".stdout", base + ".stderr"
+                out = files.enter_context(open(out_path, "wb"))
+                err = files.enter_context(open(err_path, "wb"))
             process = subprocess.Popen(
                 _command(task, shell),
                 stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
+                stdout=out,
+                stderr=err,
                 cwd=cwd,
                 env=env,
                 shell=shell,
