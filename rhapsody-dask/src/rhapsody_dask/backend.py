@@ -1,0 +1,352 @@
+"""``DaskExecutionBackend``: ComputeTasks on a Dask distributed cluster.
+
+Batches go to Dask in bulk (one ``client.map`` per kind and placement), every task under its own
+key (no ``pure=True`` deduplication). Workers announce when a task starts; completions come back
+through a batching inbox and their results are gathered in batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import cloudpickle
+from distributed import Client, Future
+
+from rhapsody.api import (
+    BackendConfigurationError,
+    BackendError,
+    BaseTask,
+    ComputeTask,
+    ResourceError,
+    TaskExecutionError,
+    TaskState,
+)
+from rhapsody.backends import ExecutionBackend
+from rhapsody.backends.inbox import LoopInbox
+
+from . import worker_side
+from .connection import DaskConnection, connect
+from .options import check_options, placement, unsatisfiable
+
+log = logging.getLogger(__name__)
+
+# Workers need only Dask: our worker-side code travels with the tasks.
+cloudpickle.register_pickle_by_value(worker_side)
+
+_RUNNING, _DONE, _FAILED = TaskState.RUNNING, TaskState.DONE, TaskState.FAILED
+_MAP_CHUNK = 5000
+
+
+class DaskExecutionBackend(ExecutionBackend):
+    """Runs ComputeTasks on Dask.
+
+    Exactly one of these says where (none: the backend starts its own ``LocalCluster``):
+
+    Args:
+        cluster: a Dask cluster object (``LocalCluster``, a dask-jobqueue cluster...), sync or
+            async, or a scheduler address string. Left running on shutdown.
+        client: a ``distributed.Client``. Left open on shutdown.
+        address: a scheduler address (``"tcp://host:8786"``).
+        resources: keyword arguments for the ``LocalCluster`` the backend creates (the name
+            rhapsody-py used); ``n_workers``, ``threads_per_worker`` and ``memory_limit`` too.
+        name: the backend's name in a session.
+        connect_timeout: seconds to wait for the scheduler.
+
+    Per-task options (``task_backend_specific_kwargs``): ``resources`` (Dask worker resources,
+    e.g. ``{"GPU": 1}``), ``workers``, ``priority``, ``retries``, and for executables ``cwd``,
+    ``env`` and ``shell``.
+    """
+
+    default_name = "dask"
+
+    def __init__(
+        self,
+        resources: dict[str, Any] | None = None,
+        name: str = "dask",
+        cluster: Any = None,
+        client: Client | None = None,
+        *,
+        address: str | None = None,
+        n_workers: int | None = None,
+        threads_per_worker: int | None = None,
+        memory_limit: str | float | None = None,
+        connect_timeout: float = 30.0,
+    ) -> None:
+        super().__init__(name)
+        cls = "DaskExecutionBackend"
+        if isinstance(cluster, str):
+            cluster, address = None, address or cluster
+        given = [n for n, v in (("cluster", cluster), ("client", client), ("address", address))
+                 if v is not None]
+        if len(given) > 1:
+            raise BackendConfigurationError(cls, given[1], f"only one of {given}", "both")
+        if client is not None and not isinstance(client, Client):
+            raise BackendConfigurationError(cls, "client", "a distributed.Client", client)
+        if cluster is not None and not hasattr(cluster, "scheduler_address"):
+            raise BackendConfigurationError(
+                cls, "cluster", "a Dask cluster object or a scheduler address", cluster
+            )
+        if resources is not None and not isinstance(resources, dict):
+            raise BackendConfigurationError(cls, "resources", "a dict of LocalCluster options",
+                                            resources)
+        for field, value in (("n_workers", n_workers), ("threads_per_worker", threads_per_worker)):
+            if value is not None and (type(value) is not int or value < 1):
+                raise BackendConfigurationError(cls, field, "an integer >= 1", value)
+        if given and (resources or n_workers or threads_per_worker or memory_limit):
+            raise BackendConfigurationError(
+                cls, "resources", f"no LocalCluster options when {given[0]}= is given",
+                resources or {"n_workers": n_workers, "threads_per_worker": threads_per_worker},
+            )
+        self._cluster, self._client_arg, self._address = cluster, client, address
+        sizing = {"n_workers": n_workers, "threads_per_worker": threads_per_worker,
+                  "memory_limit": memory_limit}
+        self._cluster_kwargs: dict[str, Any] = {
+            # Own clusters listen on loopback only and serve no dashboard unless asked.
+            "host": "127.0.0.1", "dashboard_address": None, "threads_per_worker": 1,
+            **(resources or {}), **{k: v for k, v in sizing.items() if v is not None},
+        }
+        self._timeout = connect_timeout
+        self._conn: DaskConnection | None = None
+        self._token = uuid.uuid4().hex[:10]
+        self._topic = f"rhapsody-running-{self._token}"
+        self._running: dict[str, ComputeTask] = {}
+        self._completed: list[Future] = []
+        self._collector: asyncio.Task[None] | None = None
+        self._inbox: LoopInbox | None = None
+
+    @property
+    def client(self) -> Client:
+        """The asynchronous client the backend talks to Dask through."""
+        if self._conn is None:
+            raise BackendError(f"backend {self.name!r} is not initialised: await it first")
+        return self._conn.client
+
+    @property
+    def cluster(self) -> Any:
+        """The cluster the backend started or was given (None when given a client/address)."""
+        return self._conn.cluster if self._conn is not None else self._cluster
+
+    async def initialize(self) -> None:
+        self._conn = await connect(
+            self._cluster, self._client_arg, self._address, self._cluster_kwargs, self._timeout
+        )
+        self._inbox = LoopInbox(asyncio.get_running_loop(), self._future_done)
+        self._conn.client.subscribe_topic(self._topic, self._task_started)
+
+    # -- submission -------------------------------------------------------------------------------
+
+    def check_tasks(self, tasks: Sequence[BaseTask]) -> None:
+        for task in tasks:
+            if task.task_backend_specific_kwargs:
+                check_options(task)  # type: ignore[arg-type]
+
+    async def submit_tasks(self, tasks: Sequence[BaseTask]) -> None:
+        if self._closed:
+            raise BackendError(f"backend {self.name!r} is shut down")
+        groups: dict[tuple[Any, ...], list[ComputeTask]] = {}
+        for task in tasks:
+            key = (task.function is not None, *placement(task))  # type: ignore[attr-defined]
+            groups.setdefault(key, []).append(task)  # type: ignore[arg-type]
+        offered: dict[str, dict[str, float]] | None = None
+        for (is_function, resources, workers, priority, retries), group in groups.items():
+            if resources:
+                if offered is None:
+                    offered = await self.client.run_on_scheduler(worker_side.worker_resources)
+                if unsatisfiable(resources, offered):
+                    self._fail_unsatisfiable(group, dict(resources), offered)
+                    continue
+            options = {"resources": dict(resources) if resources else None,
+                       "workers": list(workers) if workers else None,
+                       "priority": priority, "retries": retries}
+            for start in range(0, len(group), _MAP_CHUNK):
+                self._map(group[start:start + _MAP_CHUNK], is_function, options)
+                await asyncio.sleep(0)
+
+    def _map(self, tasks: list[ComputeTask], is_function: bool, options: dict[str, Any]) -> None:
+        keys = [f"{t.uid}-{self._token}" for t in tasks]
+        topics = [self._topic] * len(tasks)
+        if is_function:
+            futures = self.client.map(
+                worker_side.run_function,
+                [t.function for t in tasks], [t.args for t in tasks],
+                [dict(t.kwargs) for t in tasks], [t.capture_stdio for t in tasks],
+                topics, keys, key=keys, pure=False, **options,
+            )
+        else:
+            futures = self.client.map(
+                worker_side.run_executable,
+                [_command(t) for t in tasks],
+                [bool(t.task_backend_specific_kwargs.get("shell")) for t in tasks],
+                [_cwd(t) for t in tasks],
+                [t.task_backend_specific_kwargs.get("env") for t in tasks],
+                [t.timeout for t in tasks], topics, keys, key=keys, pure=False, **options,
+            )
+        running, done = self._running, self._future_done_threadsafe
+        for task, key, future in zip(tasks, keys, futures, strict=True):
+            running[key] = task
+            task._handle = future
+            future.add_done_callback(done)
+
+    def _fail_unsatisfiable(
+        self, tasks: list[ComputeTask], wanted: dict[str, float], offered: dict[str, dict[str, float]]
+    ) -> None:
+        summary = {addr: res for addr, res in offered.items()} or "no workers"
+        for task in tasks:
+            task.exception = ResourceError(
+                f"task {task.uid}: no Dask worker offers resources {wanted}; workers offer "
+                f"{summary}"
+            )
+            self._sink(task, _FAILED)
+
+    # -- progress ---------------------------------------------------------------------------------
+
+    def _task_started(self, event: Any) -> None:  # a worker's announcement, on the loop
+        task = self._running.get(event[1] if isinstance(event, tuple) else event)
+        if task is not None:
+            self._sink(task, _RUNNING)
+
+    def _future_done_threadsafe(self, future: Future) -> None:  # Dask's callback thread
+        inbox = self._inbox
+        if inbox is not None:
+            inbox.push(future)
+
+    def _future_done(self, future: Future) -> None:
+        self._completed.append(future)
+        if self._collector is None or self._collector.done():
+            self._collector = asyncio.ensure_future(self._collect())
+
+    async def _collect(self) -> None:
+        while self._completed:
+            batch, self._completed = self._completed, []
+            finished = [f for f in batch if f.status == "finished"]
+            results: list[Any] = []
+            if finished:
+                try:
+                    results = await self.client.gather(finished)
+                except Exception:  # noqa: BLE001 - fall back to one at a time
+                    results = [await _result_or_error(f) for f in finished]
+            for future, result in zip(finished, results, strict=True):
+                self._finish(future, result)
+            for future in batch:
+                if future.status != "finished":
+                    await self._finish_unsuccessful(future)
+
+    def _finish(self, future: Future, result: Any) -> None:
+        task = self._running.pop(future.key, None)
+        if task is None or task.done:
+            return
+        task._handle = None
+        if isinstance(result, BaseException):
+            task.exception = BackendError(f"task {task.uid}: could not fetch its result: {result}")
+            self._sink(task, _FAILED)
+        elif task.function is not None:
+            ok, value, text, out, err = result
+            self._store_output(task, out, err)
+            if ok:
+                task.return_value = value
+                self._sink(task, _DONE)
+            else:
+                task.exception, task.traceback = value, text
+                self._sink(task, _FAILED)
+        else:
+            code, out, err, error = result
+            task.exit_code = code
+            self._store_output(task, out, err)
+            if task.stdout is not None and not task.capture_stdio:
+                task.return_value = task.stdout
+            if error is not None or code != 0:
+                reason = error or (f"was killed by signal {-code}" if code and code < 0
+                                   else f"exited with code {code}")
+                task.exception = TaskExecutionError(task.uid, err, code, message=reason)
+                self._sink(task, _FAILED)
+            else:
+                self._sink(task, _DONE)
+
+    async def _finish_unsuccessful(self, future: Future) -> None:
+        task = self._running.pop(future.key, None)
+        if task is None or task.done:
+            return
+        task._handle = None
+        error = await _result_or_error(future)
+        name = type(error).__name__
+        if name == "KilledWorker":
+            message = f"task {task.uid}: the Dask worker running it died ({error})"
+        elif future.status == "cancelled":
+            message = f"task {task.uid}: Dask dropped it: {error}"
+        else:
+            message = f"task {task.uid}: Dask failed it: {name}: {error}"
+        task.exception = BackendError(message)
+        self._sink(task, _FAILED)
+
+    def _store_output(self, task: ComputeTask, out: str | None, err: str | None) -> None:
+        if task.capture_stdio:
+            assert self.session is not None
+            base = os.path.join(self.session.task_dir, task.uid)
+            for suffix, text in ((".stdout", out), (".stderr", err)):
+                with open(base + suffix, "w") as f:
+                    f.write(text or "")
+            task.stdout, task.stderr = base + ".stdout", base + ".stderr"
+        else:
+            task.stdout, task.stderr = out, err
+
+    # -- canceling and shutdown -------------------------------------------------------------------
+
+    async def cancel_tasks(self, tasks: Sequence[BaseTask]) -> None:
+        futures = [t._handle for t in tasks if isinstance(t._handle, Future)]
+        if not futures or self._conn is None:
+            return
+        keys = [f.key for f in futures]
+        for key in keys:
+            self._running.pop(key, None)
+        await asyncio.gather(
+            _quietly(self.client.cancel(futures, force=True)),
+            _quietly(self.client.run(worker_side.kill_tasks, keys)),  # a running executable
+        )
+
+    async def shutdown(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._conn is None:
+            return
+        in_flight = list(self._running.values())
+        if in_flight:
+            await asyncio.wait_for(self.cancel_tasks(in_flight), 15)
+        with_client = self._conn.client
+        try:
+            with_client.unsubscribe_topic(self._topic)
+        except Exception:  # noqa: BLE001
+            pass
+        if self._collector is not None and not self._collector.done():
+            self._collector.cancel()
+        await self._conn.close()
+        self._inbox = None
+
+
+def _command(task: ComputeTask) -> Any:
+    argv = [os.fspath(task.executable), *map(os.fspath, task.arguments)]  # type: ignore[arg-type]
+    return " ".join(argv) if task.task_backend_specific_kwargs.get("shell") else argv
+
+
+def _cwd(task: ComputeTask) -> str | None:
+    cwd = task.task_backend_specific_kwargs.get("cwd")
+    return os.fspath(cwd) if cwd is not None else None
+
+
+async def _result_or_error(future: Future) -> Any:
+    try:
+        return await future.result()
+    except BaseException as exc:  # noqa: BLE001 - the error is what we want
+        return exc
+
+
+async def _quietly(awaitable: Any) -> None:
+    try:
+        await asyncio.wait_for(awaitable, 10)
+    except Exception as exc:  # noqa: BLE001 - best effort while canceling
+        log.debug("dask cancel step failed: %s", exc)
