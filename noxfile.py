@@ -7,7 +7,7 @@ import os
 
 import nox
 
-nox.options.sessions = ["lint", "core"]
+nox.options.sessions = ["lint", "core", "dask"]
 nox.options.error_on_missing_interpreters = True
 
 TEST_DEPS = ["pytest>=8", "pytest-asyncio>=0.23", "hypothesis>=6.100"]
@@ -22,9 +22,16 @@ def core(session: nox.Session) -> None:
 
 
 @nox.session
+def dask(session: nox.Session) -> None:
+    """rhapsody-dask's tests, against real LocalClusters and dask scheduler/worker processes."""
+    session.install("./rhapsody-core", "./rhapsody-dask", *TEST_DEPS)
+    session.run("pytest", "tests/dask", *session.posargs)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff (lint and format) and mypy --strict on the sources."""
-    session.install("ruff", "mypy", "./rhapsody-core")
+    session.install("ruff", "mypy", "./rhapsody-core", "./rhapsody-dask")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")

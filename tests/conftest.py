@@ -27,9 +27,18 @@ def child_pids() -> set[int]:
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == me and fields[0] != "Z":
+        if int(fields[1]) == me and fields[0] != "Z" and not _is_helper(entry):
             found.add(int(entry))
     return found
+
+
+def _is_helper(pid: str) -> bool:
+    # multiprocessing's resource tracker is a per-interpreter singleton that lives until we exit.
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"multiprocessing.resource_tracker" in f.read()
+    except OSError:
+        return False
 
 
 def pid_alive(pid: int) -> bool:

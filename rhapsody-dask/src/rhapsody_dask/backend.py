@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-import cloudpickle
+import cloudpickle  # type: ignore[import-untyped]
 from distributed import Client, Future
 
 from rhapsody.api import (
@@ -81,8 +81,11 @@ class DaskExecutionBackend(ExecutionBackend):
         cls = "DaskExecutionBackend"
         if isinstance(cluster, str):
             cluster, address = None, address or cluster
-        given = [n for n, v in (("cluster", cluster), ("client", client), ("address", address))
-                 if v is not None]
+        given = [
+            n
+            for n, v in (("cluster", cluster), ("client", client), ("address", address))
+            if v is not None
+        ]
         if len(given) > 1:
             raise BackendConfigurationError(cls, given[1], f"only one of {given}", "both")
         if client is not None and not isinstance(client, Client):
@@ -92,30 +95,39 @@ class DaskExecutionBackend(ExecutionBackend):
                 cls, "cluster", "a Dask cluster object or a scheduler address", cluster
             )
         if resources is not None and not isinstance(resources, dict):
-            raise BackendConfigurationError(cls, "resources", "a dict of LocalCluster options",
-                                            resources)
+            raise BackendConfigurationError(
+                cls, "resources", "a dict of LocalCluster options", resources
+            )
         for field, value in (("n_workers", n_workers), ("threads_per_worker", threads_per_worker)):
             if value is not None and (type(value) is not int or value < 1):
                 raise BackendConfigurationError(cls, field, "an integer >= 1", value)
         if given and (resources or n_workers or threads_per_worker or memory_limit):
             raise BackendConfigurationError(
-                cls, "resources", f"no LocalCluster options when {given[0]}= is given",
+                cls,
+                "resources",
+                f"no LocalCluster options when {given[0]}= is given",
                 resources or {"n_workers": n_workers, "threads_per_worker": threads_per_worker},
             )
         self._cluster, self._client_arg, self._address = cluster, client, address
-        sizing = {"n_workers": n_workers, "threads_per_worker": threads_per_worker,
-                  "memory_limit": memory_limit}
+        sizing = {
+            "n_workers": n_workers,
+            "threads_per_worker": threads_per_worker,
+            "memory_limit": memory_limit,
+        }
         self._cluster_kwargs: dict[str, Any] = {
             # Own clusters listen on loopback only and serve no dashboard unless asked.
-            "host": "127.0.0.1", "dashboard_address": None, "threads_per_worker": 1,
-            **(resources or {}), **{k: v for k, v in sizing.items() if v is not None},
+            "host": "127.0.0.1",
+            "dashboard_address": None,
+            "threads_per_worker": 1,
+            **(resources or {}),
+            **{k: v for k, v in sizing.items() if v is not None},
         }
         self._timeout = connect_timeout
         self._conn: DaskConnection | None = None
         self._token = uuid.uuid4().hex[:10]
         self._topic = f"rhapsody-running-{self._token}"
-        self._running: dict[str, ComputeTask] = {}
-        self._completed: list[Future] = []
+        self._running: dict[Any, ComputeTask] = {}
+        self._completed: list[Future[Any]] = []
         self._collector: asyncio.Task[None] | None = None
         self._inbox: LoopInbox | None = None
 
@@ -150,7 +162,7 @@ class DaskExecutionBackend(ExecutionBackend):
             raise BackendError(f"backend {self.name!r} is shut down")
         groups: dict[tuple[Any, ...], list[ComputeTask]] = {}
         for task in tasks:
-            key = (task.function is not None, *placement(task))  # type: ignore[attr-defined]
+            key = (task.function is not None, *placement(task))  # type: ignore[arg-type,attr-defined]
             groups.setdefault(key, []).append(task)  # type: ignore[arg-type]
         offered: dict[str, dict[str, float]] | None = None
         for (is_function, resources, workers, priority, retries), group in groups.items():
@@ -160,11 +172,14 @@ class DaskExecutionBackend(ExecutionBackend):
                 if unsatisfiable(resources, offered):
                     self._fail_unsatisfiable(group, dict(resources), offered)
                     continue
-            options = {"resources": dict(resources) if resources else None,
-                       "workers": list(workers) if workers else None,
-                       "priority": priority, "retries": retries}
+            options = {
+                "resources": dict(resources) if resources else None,
+                "workers": list(workers) if workers else None,
+                "priority": priority,
+                "retries": retries,
+            }
             for start in range(0, len(group), _MAP_CHUNK):
-                self._map(group[start:start + _MAP_CHUNK], is_function, options)
+                self._map(group[start : start + _MAP_CHUNK], is_function, options)
                 await asyncio.sleep(0)
 
     def _map(self, tasks: list[ComputeTask], is_function: bool, options: dict[str, Any]) -> None:
@@ -173,18 +188,30 @@ class DaskExecutionBackend(ExecutionBackend):
         if is_function:
             futures = self.client.map(
                 worker_side.run_function,
-                [t.function for t in tasks], [t.args for t in tasks],
-                [dict(t.kwargs) for t in tasks], [t.capture_stdio for t in tasks],
-                topics, keys, key=keys, pure=False, **options,
+                [t.function for t in tasks],
+                [t.args for t in tasks],
+                [dict(t.kwargs) for t in tasks],
+                [t.capture_stdio for t in tasks],
+                topics,
+                keys,
+                key=keys,
+                pure=False,
+                **options,
             )
         else:
+            run_executable: Any = worker_side.run_executable
             futures = self.client.map(
-                worker_side.run_executable,
+                run_executable,
                 [_command(t) for t in tasks],
                 [bool(t.task_backend_specific_kwargs.get("shell")) for t in tasks],
                 [_cwd(t) for t in tasks],
                 [t.task_backend_specific_kwargs.get("env") for t in tasks],
-                [t.timeout for t in tasks], topics, keys, key=keys, pure=False, **options,
+                [t.timeout for t in tasks],
+                topics,
+                keys,
+                key=keys,
+                pure=False,
+                **options,
             )
         running, done = self._running, self._future_done_threadsafe
         for task, key, future in zip(tasks, keys, futures, strict=True):
@@ -193,7 +220,10 @@ class DaskExecutionBackend(ExecutionBackend):
             future.add_done_callback(done)
 
     def _fail_unsatisfiable(
-        self, tasks: list[ComputeTask], wanted: dict[str, float], offered: dict[str, dict[str, float]]
+        self,
+        tasks: list[ComputeTask],
+        wanted: dict[str, float],
+        offered: dict[str, dict[str, float]],
     ) -> None:
         summary = {addr: res for addr, res in offered.items()} or "no workers"
         for task in tasks:
@@ -210,12 +240,12 @@ class DaskExecutionBackend(ExecutionBackend):
         if task is not None:
             self._sink(task, _RUNNING)
 
-    def _future_done_threadsafe(self, future: Future) -> None:  # Dask's callback thread
+    def _future_done_threadsafe(self, future: Future[Any]) -> None:  # Dask's callback thread
         inbox = self._inbox
         if inbox is not None:
             inbox.push(future)
 
-    def _future_done(self, future: Future) -> None:
+    def _future_done(self, future: Future[Any]) -> None:
         self._completed.append(future)
         if self._collector is None or self._collector.done():
             self._collector = asyncio.ensure_future(self._collect())
@@ -236,7 +266,7 @@ class DaskExecutionBackend(ExecutionBackend):
                 if future.status != "finished":
                     await self._finish_unsuccessful(future)
 
-    def _finish(self, future: Future, result: Any) -> None:
+    def _finish(self, future: Future[Any], result: Any) -> None:
         task = self._running.pop(future.key, None)
         if task is None or task.done:
             return
@@ -260,14 +290,17 @@ class DaskExecutionBackend(ExecutionBackend):
             if task.stdout is not None and not task.capture_stdio:
                 task.return_value = task.stdout
             if error is not None or code != 0:
-                reason = error or (f"was killed by signal {-code}" if code and code < 0
-                                   else f"exited with code {code}")
+                reason = error or (
+                    f"was killed by signal {-code}"
+                    if code and code < 0
+                    else f"exited with code {code}"
+                )
                 task.exception = TaskExecutionError(task.uid, err, code, message=reason)
                 self._sink(task, _FAILED)
             else:
                 self._sink(task, _DONE)
 
-    async def _finish_unsuccessful(self, future: Future) -> None:
+    async def _finish_unsuccessful(self, future: Future[Any]) -> None:
         task = self._running.pop(future.key, None)
         if task is None or task.done:
             return
@@ -338,7 +371,7 @@ def _cwd(task: ComputeTask) -> str | None:
     return os.fspath(cwd) if cwd is not None else None
 
 
-async def _result_or_error(future: Future) -> Any:
+async def _result_or_error(future: Future[Any]) -> Any:
     try:
         return await future.result()
     except BaseException as exc:  # noqa: BLE001 - the error is what we want

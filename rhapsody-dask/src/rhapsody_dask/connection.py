@@ -35,29 +35,38 @@ class DaskConnection:
 
 def _in_this_loop(client: Client) -> bool:
     try:
-        return bool(client.asynchronous) and client.loop.asyncio_loop is asyncio.get_running_loop()
+        loop = getattr(client.loop, "asyncio_loop", None)
+        return bool(client.asynchronous) and loop is asyncio.get_running_loop()
     except Exception:  # noqa: BLE001 - any doubt: do not share it
         return False
 
 
 async def _client_for(address: str, security: Any, timeout: float) -> Client:
     try:
-        return await Client(address, asynchronous=True, security=security, timeout=timeout)
-    except Exception as exc:  # noqa: BLE001
+        client: Client = await Client(
+            address, asynchronous=True, security=security, timeout=timeout
+        )
+        return client
+    except Exception as exc:
         raise BackendError(f"could not connect to the Dask scheduler at {address}: {exc}") from exc
 
 
 async def connect(
-    cluster: Any, client: Client | None, address: str | None,
-    cluster_kwargs: dict[str, Any], timeout: float,
+    cluster: Any,
+    client: Client | None,
+    address: str | None,
+    cluster_kwargs: dict[str, Any],
+    timeout: float,
 ) -> DaskConnection:
     """Resolve the backend's arguments into a client usable from the running loop."""
     if client is not None:
         if _in_this_loop(client):
             return DaskConnection(client=client, owns_client=False)
+        address = getattr(client.scheduler, "address", None)
+        if address is None:
+            raise BackendError("the Dask client given as client= is not connected to a scheduler")
         return DaskConnection(
-            client=await _client_for(client.scheduler.address, client.security, timeout),
-            owns_client=True,
+            client=await _client_for(address, client.security, timeout), owns_client=True
         )
     if cluster is not None:
         return DaskConnection(
@@ -71,9 +80,11 @@ async def connect(
         return DaskConnection(client=await _client_for(address, None, timeout), owns_client=True)
     try:
         own = await LocalCluster(asynchronous=True, **cluster_kwargs)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise BackendError(f"could not start a Dask LocalCluster({cluster_kwargs}): {exc}") from exc
     return DaskConnection(
-        client=await Client(own, asynchronous=True), owns_client=True,
-        cluster=own, owns_cluster=True,
+        client=await Client(own, asynchronous=True),
+        owns_client=True,
+        cluster=own,
+        owns_cluster=True,
     )

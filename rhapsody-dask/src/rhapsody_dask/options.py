@@ -25,9 +25,10 @@ def check_options(task: ComputeTask) -> None:
             ):
                 _fail(task, key, "a dict of resource name to a positive amount", value)
         elif key == "workers":
-            if not (isinstance(value, str) or (
-                isinstance(value, (list, tuple)) and all(isinstance(w, str) for w in value)
-            )):
+            if not (
+                isinstance(value, str)
+                or (isinstance(value, (list, tuple)) and all(isinstance(w, str) for w in value))
+            ):
                 _fail(task, key, "a worker address or a list of them", value)
         elif key in ("priority", "retries"):
             if type(value) is not int or (key == "retries" and value < 0):
@@ -64,7 +65,9 @@ def placement(task: ComputeTask) -> tuple[Any, ...]:
     )
 
 
-def unsatisfiable(resources: tuple[tuple[str, float], ...], offered: dict[str, dict[str, float]]) -> bool:
+def unsatisfiable(
+    resources: tuple[tuple[str, float], ...], offered: dict[str, dict[str, float]]
+) -> bool:
     """True when no worker offers all of ``resources`` in the amounts asked."""
     return not any(
         all(worker.get(name, 0) >= amount for name, amount in resources)

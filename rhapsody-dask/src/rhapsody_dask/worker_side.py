@@ -31,7 +31,7 @@ class _Routed:
     def _target(self) -> Any:
         return getattr(self.local, "buffer", None) or self.fallback
 
-    def write(self, text: str) -> int:
+    def write(self, text: str) -> Any:
         return self._target().write(text)
 
     def flush(self) -> None:
@@ -118,8 +118,13 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
 
 
 def run_executable(
-    command: Any, shell: bool, cwd: str | None, env: dict[str, str] | None,
-    timeout: float | None, topic: str | None, key: str,
+    command: Any,
+    shell: bool,
+    cwd: str | None,
+    env: dict[str, str] | None,
+    timeout: float | None,
+    topic: str | None,
+    key: str,
 ) -> tuple[int | None, str, str, str | None]:
     """``(exit code, stdout, stderr, error)``; error says why it could not start or was killed."""
     _announce(topic, key)
@@ -127,8 +132,14 @@ def run_executable(
         env = {**os.environ, **env}
     try:
         process = subprocess.Popen(
-            command, shell=shell, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+            command,
+            shell=shell,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
         )
     except OSError as exc:
         return None, "", str(exc), f"could not start {command!r}: {exc}"
@@ -143,8 +154,12 @@ def run_executable(
         error = f"timed out after {timeout}s and was killed"
     finally:
         table.pop(key, None)
-    return (process.returncode, out.decode("utf-8", "replace"),
-            err.decode("utf-8", "replace"), error)
+    return (
+        process.returncode,
+        out.decode("utf-8", "replace"),
+        err.decode("utf-8", "replace"),
+        error,
+    )
 
 
 def kill_tasks(keys: list[str], dask_worker: Any = None) -> int:
@@ -161,6 +176,4 @@ def kill_tasks(keys: list[str], dask_worker: Any = None) -> int:
 
 def worker_resources(dask_scheduler: Any = None) -> dict[str, dict[str, float]]:
     """Run on the scheduler: the resources each worker offers."""
-    return {
-        address: dict(state.resources) for address, state in dask_scheduler.workers.items()
-    }
+    return {address: dict(state.resources) for address, state in dask_scheduler.workers.items()}
