@@ -16,12 +16,13 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
-import subprocess
 import sys
 import time
 import tracemalloc
 from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Report, measure, median_rate  # noqa: E402
 
 EXE = "/bin/true"
 # Same bound on concurrent subprocesses for every contender (our default on a small machine).
@@ -151,30 +152,6 @@ def run_one(contender: str, kind: str, n: int) -> dict[str, Any]:
 # -- orchestration ---------------------------------------------------------------------------------
 
 
-def measure(python: str, contender: str, kind: str, n: int, timeout: float) -> dict[str, Any]:
-    env = dict(os.environ)
-    if contender == "rhapsody-py":  # keep our checkout off its path
-        env.pop("PYTHONPATH", None)
-    out = subprocess.run(
-        [python, os.path.abspath(__file__), "one", contender, kind, str(n)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        cwd="/tmp",
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"{contender}/{kind}/{n} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def median_rate(
-    python: str, contender: str, kind: str, n: int, repeat: int, timeout: float
-) -> float:
-    rates = [n / measure(python, contender, kind, n, timeout)["seconds"] for _ in range(repeat)]
-    return statistics.median(rates)
-
-
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "one":
         _, _, contender, kind, n = sys.argv
@@ -200,40 +177,38 @@ def main() -> None:
     args = parser.parse_args()
     ours = sys.executable
     theirs = args.rhapsody_py_python
-    rows: list[tuple[str, str]] = []
+    report = Report()
+    add = report.add
 
-    def add(label: str, value: str) -> None:
-        rows.append((label, value))
-        print(f"{label}: {value}", file=sys.stderr, flush=True)
+    def rate(python: str, contender: str, kind: str, n: int, repeat: int) -> float:
+        return median_rate(python, __file__, contender, kind, n, repeat, args.timeout)
 
     for n in args.sizes:
-        raw = median_rate(ours, "raw", "function", n, args.repeat, args.timeout)
-        ses = median_rate(ours, "session", "function", n, args.repeat, args.timeout)
+        raw = rate(ours, "raw", "function", n, args.repeat)
+        ses = rate(ours, "session", "function", n, args.repeat)
         add(f"functions, {n} tasks: raw run_in_executor", f"{raw:,.0f}/s")
         add(f"functions, {n} tasks: Session", f"{ses:,.0f}/s = **{ses / raw:.2f}x raw**")
         if theirs and n <= args.rhapsody_py_max:
-            rpy = median_rate(theirs, "rhapsody-py", "function", n, 1, args.timeout)
+            rpy = rate(theirs, "rhapsody-py", "function", n, 1)
             add(
                 f"functions, {n} tasks: rhapsody-py 0.6.0",
                 f"{rpy:,.0f}/s = {rpy / raw:.2f}x raw (Session = {ses / rpy:.1f}x rhapsody-py)",
             )
     n = args.exe_size
-    raw = median_rate(ours, "raw", "executable", n, args.repeat, args.timeout)
-    ses = median_rate(ours, "session", "executable", n, args.repeat, args.timeout)
+    raw = rate(ours, "raw", "executable", n, args.repeat)
+    ses = rate(ours, "session", "executable", n, args.repeat)
     add(f"executables, {n} x {EXE}: raw create_subprocess_exec", f"{raw:,.0f}/s")
     add(f"executables, {n} x {EXE}: Session", f"{ses:,.0f}/s = **{ses / raw:.2f}x raw**")
     if theirs:
-        rpy = median_rate(theirs, "rhapsody-py", "executable", n, 1, args.timeout)
+        rpy = rate(theirs, "rhapsody-py", "executable", n, 1)
         add(f"executables, {n} x {EXE}: rhapsody-py 0.6.0", f"{rpy:,.0f}/s = {rpy / raw:.2f}x raw")
     m = args.memory_size
-    mem = measure(ours, "session", "memory", m, args.timeout)["bytes_per_task"]
+    mem = measure(ours, __file__, "session", "memory", m, args.timeout)["bytes_per_task"]
     add(f"traced memory per in-flight task ({m} tasks): Session", f"{mem:,.0f} B")
     if theirs:
-        mem = measure(theirs, "rhapsody-py", "memory", m, args.timeout)["bytes_per_task"]
+        mem = measure(theirs, __file__, "rhapsody-py", "memory", m, args.timeout)["bytes_per_task"]
         add(f"traced memory per in-flight task ({m} tasks): rhapsody-py 0.6.0", f"{mem:,.0f} B")
-    print("\n| measurement | result |\n| --- | --- |")
-    for label, value in rows:
-        print(f"| {label} | {value} |")
+    print(report.table())
 
 
 if __name__ == "__main__":

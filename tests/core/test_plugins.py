@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 
@@ -47,19 +48,34 @@ def test_backends_module_exposes_classes_by_kind():
 
 
 @pytest.mark.parametrize(
-    ("name", "hint"),
+    ("name", "dist", "hint"),
     [
-        ("DaskExecutionBackend", "pip install 'rhapsody-core[dask]'"),
-        ("DragonExecutionBackendV3", "pip install 'rhapsody-core[dragon]'"),
-        ("VllmInferenceBackend", "pip install 'rhapsody-core[vllm]'"),
+        ("DaskExecutionBackend", "rhapsody-dask", "pip install 'rhapsody-core[dask]'"),
+        ("DragonExecutionBackendV3", "rhapsody-dragon", "pip install 'rhapsody-core[dragon]'"),
+        ("VllmInferenceBackend", "rhapsody-vllm", "pip install 'rhapsody-core[vllm]'"),
     ],
 )
-def test_missing_first_party_backend_says_what_to_install(name, hint):
+def test_first_party_backend_import_or_install_hint(name, dist, hint):
     import importlib
+    from importlib.metadata import PackageNotFoundError, distribution
 
     module = importlib.import_module("rhapsody.backends")
-    with pytest.raises(ImportError, match=hint.replace("[", r"\[").replace("]", r"\]")):
-        getattr(module, name)
+    try:
+        distribution(dist)
+    except PackageNotFoundError:
+        with pytest.raises(ImportError, match=re.escape(hint)):
+            getattr(module, name)
+    else:  # installed in this environment: it must import
+        assert getattr(module, name).__name__ == name
+
+
+def test_blocked_first_party_backend_says_so(monkeypatch):
+    import importlib
+
+    monkeypatch.setenv(ENV_BLOCK, "dask,dragon,vllm")
+    module = importlib.import_module("rhapsody.backends")
+    with pytest.raises(ImportError, match="not installed|RHAPSODY_BLOCK_PLUGINS"):
+        module.DaskExecutionBackend  # noqa: B018
 
 
 async def test_third_party_backends_are_routed_to_and_run():

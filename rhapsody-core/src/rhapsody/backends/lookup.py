@@ -33,6 +33,12 @@ def backend_class(class_name: str, kind: str | None, module: str) -> type[Any]:
             return info.cls
     if class_name in FIRST_PARTY:
         dist, extra = FIRST_PARTY[class_name]
+        if extra in host.blocked:
+            raise BackendNotInstalledError(
+                f"{class_name} is installed ({dist}) but its plugin {extra!r} is not loaded: "
+                "see the RHAPSODY_LOAD_PLUGINS / RHAPSODY_BLOCK_PLUGINS environment variables",
+                name=class_name,
+            )
         failure = host.failed().get(extra)
         if failure is not None:
             raise BackendNotInstalledError(

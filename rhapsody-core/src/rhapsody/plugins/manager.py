@@ -48,6 +48,7 @@ class PluginHost:
         self._backends: dict[str, BackendInfo] = {}
         self._failed: dict[str, BackendInfo] = {}
         self._entry_points_loaded = False
+        self.blocked: set[str] = set()  # entry points skipped by the allow/block lists
         self._lock = threading.RLock()
 
     # -- discovery --------------------------------------------------------------------------------
@@ -62,6 +63,7 @@ class PluginHost:
             for ep in entry_points(group=ENTRY_POINT_GROUP):
                 if (allow is not None and ep.name not in allow) or (block and ep.name in block):
                     log.debug("rhapsody plugin %r not loaded (allow/block list)", ep.name)
+                    self.blocked.add(ep.name)
                     continue
                 self._load_entry_point(ep)
 

@@ -1,0 +1,97 @@
+"""Side-by-side benchmark on Dask: Session + DaskExecutionBackend vs the raw Dask client vs
+rhapsody-py 0.6.0, each on its own ``LocalCluster(n_workers=2, threads_per_worker=1)``.
+
+    python benchmarks/bench_dask.py --size 10000 [--repeat 3] [--rhapsody-py-python PATH]
+
+Cluster start-up is outside the timed region; task construction, submission and collecting
+every result are inside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Report, median_rate  # noqa: E402
+
+EXE = "/bin/true"
+
+
+def noop(i: int) -> int:
+    return i
+
+
+def run_true(_: int) -> int:
+    return subprocess.run([EXE], capture_output=True).returncode
+
+
+async def run(contender: str, kind: str, n: int) -> float:
+    from distributed import Client, LocalCluster
+
+    async with LocalCluster(n_workers=2, threads_per_worker=1, asynchronous=True,
+                            dashboard_address=None, host="127.0.0.1") as cluster:
+        if contender == "raw":
+            async with Client(cluster, asynchronous=True) as client:
+                await client.gather(client.map(noop, range(10), pure=False))  # warm up
+                start = time.perf_counter()
+                fn = noop if kind == "function" else run_true
+                results = await client.gather(client.map(fn, range(n), pure=False))
+                assert len(results) == n
+                return time.perf_counter() - start
+        from rhapsody.api import ComputeTask, Session
+
+        if contender == "session":
+            from rhapsody.backends.execution import DaskExecutionBackend
+        else:
+            from rhapsody.backends.execution.dask_parallel import DaskExecutionBackend
+        backend = await DaskExecutionBackend(cluster=cluster)
+        async with Session(backends=[backend]) as session:
+            warm = [ComputeTask(function=noop, args=(i,)) for i in range(10)]
+            await session.submit_tasks(warm)
+            await session.wait_tasks(warm)
+            start = time.perf_counter()
+            if kind == "function":
+                tasks = [ComputeTask(function=noop, args=(i,)) for i in range(n)]
+            else:
+                tasks = [ComputeTask(executable=EXE) for _ in range(n)]
+            await session.submit_tasks(tasks)
+            await session.wait_tasks(tasks)
+            elapsed = time.perf_counter() - start
+            failed = [t for t in tasks if t["state"] != "DONE"]
+            assert not failed, failed[:3]
+            return elapsed
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "one":
+        _, _, contender, kind, n = sys.argv
+        print(json.dumps({"seconds": asyncio.run(run(contender, kind, int(n)))}))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=10000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rhapsody-py-python", default=None)
+    parser.add_argument("--timeout", type=float, default=1800)
+    args = parser.parse_args()
+    report, n = Report(), args.size
+    for kind in ("function", "executable"):
+        what = "no-op functions" if kind == "function" else f"{EXE} executables"
+        raw = median_rate(sys.executable, __file__, "raw", kind, n, args.repeat, args.timeout)
+        ses = median_rate(sys.executable, __file__, "session", kind, n, args.repeat, args.timeout)
+        report.add(f"{n} {what}: raw client.map + gather", f"{raw:,.0f}/s")
+        report.add(f"{n} {what}: Session + DaskExecutionBackend", f"{ses:,.0f}/s = **{ses / raw:.2f}x raw**")
+        if args.rhapsody_py_python:
+            rpy = median_rate(args.rhapsody_py_python, __file__, "rhapsody-py", kind, n, 1,
+                              args.timeout)
+            report.add(f"{n} {what}: rhapsody-py 0.6.0", f"{rpy:,.0f}/s = {rpy / raw:.2f}x raw")
+    print(report.table())
+
+
+if __name__ == "__main__":
+    main()
