@@ -39,15 +39,23 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Side-by-side benchmark against the raw engine and rhapsody-py 0.6.0 (not in the default)."""
-    session.install("./rhapsody-core")
+    """Side-by-side benchmarks against the raw engines and rhapsody-py 0.6.0 (not in the default).
+
+    ``nox -s bench`` runs them all; ``nox -s bench -- concurrent`` or ``-- dask`` runs one.
+    """
+    session.install("./rhapsody-core", "./rhapsody-dask")
     other = os.path.join(session.create_tmp(), "rhapsody-py")
     session.run("python", "-m", "venv", "--clear", other)
-    session.run(f"{other}/bin/pip", "install", "-q", "rhapsody-py==0.6.0", external=True)
     session.run(
-        "python",
-        "benchmarks/bench_concurrent.py",
-        "--rhapsody-py-python",
-        f"{other}/bin/python",
-        *session.posargs,
+        f"{other}/bin/pip",
+        "install",
+        "-q",
+        "rhapsody-py==0.6.0",
+        "dask[distributed]",
+        external=True,
     )
+    which = session.posargs or ["concurrent", "dask"]
+    for name in which:
+        session.run(
+            "python", f"benchmarks/bench_{name}.py", "--rhapsody-py-python", f"{other}/bin/python"
+        )

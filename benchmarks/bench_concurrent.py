@@ -22,7 +22,7 @@ import tracemalloc
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Report, measure, median_rate  # noqa: E402
+from harness import Report, measure, median_rate
 
 EXE = "/bin/true"
 # Same bound on concurrent subprocesses for every contender (our default on a small machine).

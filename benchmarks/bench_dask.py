@@ -18,7 +18,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Report, median_rate  # noqa: E402
+from harness import Report, median_rate
 
 EXE = "/bin/true"
 
@@ -34,8 +34,13 @@ def run_true(_: int) -> int:
 async def run(contender: str, kind: str, n: int) -> float:
     from distributed import Client, LocalCluster
 
-    async with LocalCluster(n_workers=2, threads_per_worker=1, asynchronous=True,
-                            dashboard_address=None, host="127.0.0.1") as cluster:
+    async with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        asynchronous=True,
+        dashboard_address=None,
+        host="127.0.0.1",
+    ) as cluster:
         if contender == "raw":
             async with Client(cluster, asynchronous=True) as client:
                 await client.gather(client.map(noop, range(10), pure=False))  # warm up
@@ -85,10 +90,14 @@ def main() -> None:
         raw = median_rate(sys.executable, __file__, "raw", kind, n, args.repeat, args.timeout)
         ses = median_rate(sys.executable, __file__, "session", kind, n, args.repeat, args.timeout)
         report.add(f"{n} {what}: raw client.map + gather", f"{raw:,.0f}/s")
-        report.add(f"{n} {what}: Session + DaskExecutionBackend", f"{ses:,.0f}/s = **{ses / raw:.2f}x raw**")
+        report.add(
+            f"{n} {what}: Session + DaskExecutionBackend",
+            f"{ses:,.0f}/s = **{ses / raw:.2f}x raw**",
+        )
         if args.rhapsody_py_python:
-            rpy = median_rate(args.rhapsody_py_python, __file__, "rhapsody-py", kind, n, 1,
-                              args.timeout)
+            rpy = median_rate(
+                args.rhapsody_py_python, __file__, "rhapsody-py", kind, n, 1, args.timeout
+            )
             report.add(f"{n} {what}: rhapsody-py 0.6.0", f"{rpy:,.0f}/s = {rpy / raw:.2f}x raw")
     print(report.table())
 

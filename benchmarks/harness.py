@@ -19,7 +19,11 @@ def measure(
         env.pop("PYTHONPATH", None)
     out = subprocess.run(
         [python, os.path.abspath(script), "one", contender, kind, str(n)],
-        capture_output=True, text=True, timeout=timeout, env=env, cwd="/tmp",
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd="/tmp",
     )
     if out.returncode != 0:
         raise RuntimeError(f"{contender}/{kind}/{n} failed:\n{out.stderr[-3000:]}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -40,6 +41,8 @@ cloudpickle.register_pickle_by_value(worker_side)
 
 _RUNNING, _DONE, _FAILED = TaskState.RUNNING, TaskState.DONE, TaskState.FAILED
 _MAP_CHUNK = 5000
+_RETIRE_BATCH = 5000
+_NOT_WORD = re.compile(r"[^A-Za-z0-9_]")
 
 
 class DaskExecutionBackend(ExecutionBackend):
@@ -128,6 +131,7 @@ class DaskExecutionBackend(ExecutionBackend):
         self._topic = f"rhapsody-running-{self._token}"
         self._running: dict[Any, ComputeTask] = {}
         self._completed: list[Future[Any]] = []
+        self._retired: list[Future[Any]] = []
         self._collector: asyncio.Task[None] | None = None
         self._inbox: LoopInbox | None = None
 
@@ -148,7 +152,7 @@ class DaskExecutionBackend(ExecutionBackend):
             self._cluster, self._client_arg, self._address, self._cluster_kwargs, self._timeout
         )
         self._inbox = LoopInbox(asyncio.get_running_loop(), self._future_done)
-        self._conn.client.subscribe_topic(self._topic, self._task_started)
+        self._conn.client.subscribe_topic(self._topic, self._on_event)
 
     # -- submission -------------------------------------------------------------------------------
 
@@ -183,7 +187,7 @@ class DaskExecutionBackend(ExecutionBackend):
                 await asyncio.sleep(0)
 
     def _map(self, tasks: list[ComputeTask], is_function: bool, options: dict[str, Any]) -> None:
-        keys = [f"{t.uid}-{self._token}" for t in tasks]
+        keys = [f"{_prefix(t)}-{self._token}-{t.uid}" for t in tasks]
         topics = [self._topic] * len(tasks)
         if is_function:
             futures = self.client.map(
@@ -235,10 +239,21 @@ class DaskExecutionBackend(ExecutionBackend):
 
     # -- progress ---------------------------------------------------------------------------------
 
-    def _task_started(self, event: Any) -> None:  # a worker's announcement, on the loop
-        task = self._running.get(event[1] if isinstance(event, tuple) else event)
-        if task is not None:
+    def _on_event(self, event: Any) -> None:  # a worker's message, on the loop
+        message = event[1]  # (timestamp, [kind, key, payload?])
+        task = self._running.get(message[1])
+        if task is None:
+            return
+        if message[0] == "run":
             self._sink(task, _RUNNING)
+            return
+        del self._running[message[1]]
+        self._retire(task)
+        try:
+            result = cloudpickle.loads(message[2])
+        except Exception as exc:  # noqa: BLE001
+            result = exc
+        self._complete(task, result)
 
     def _future_done_threadsafe(self, future: Future[Any]) -> None:  # Dask's callback thread
         inbox = self._inbox
@@ -246,31 +261,51 @@ class DaskExecutionBackend(ExecutionBackend):
             inbox.push(future)
 
     def _future_done(self, future: Future[Any]) -> None:
+        if future.key not in self._running:
+            return  # already completed by its event
         self._completed.append(future)
         if self._collector is None or self._collector.done():
             self._collector = asyncio.ensure_future(self._collect())
 
     async def _collect(self) -> None:
+        """Futures that ended without their completion event: large results, Dask's errors."""
         while self._completed:
             batch, self._completed = self._completed, []
-            finished = [f for f in batch if f.status == "finished"]
-            results: list[Any] = []
-            if finished:
-                try:
-                    results = await self.client.gather(finished)
-                except Exception:  # noqa: BLE001 - fall back to one at a time
-                    results = [await _result_or_error(f) for f in finished]
-            for future, result in zip(finished, results, strict=True):
-                self._finish(future, result)
             for future in batch:
+                task = self._running.get(future.key)
+                if task is None or task.done:
+                    self._running.pop(future.key, None)
+                    continue
                 if future.status != "finished":
                     await self._finish_unsuccessful(future)
+                    continue
+                result = await _result_or_error(future)
+                if result is None:  # delivered by an event that is still on its way
+                    asyncio.get_running_loop().call_later(30, self._result_lost, future.key)
+                    continue
+                del self._running[future.key]
+                self._retire(task)
+                self._complete(task, result)
 
-    def _finish(self, future: Future[Any], result: Any) -> None:
-        task = self._running.pop(future.key, None)
-        if task is None or task.done:
-            return
+    def _retire(self, task: ComputeTask) -> None:
+        """Forget a finished task's future. Dropping the last reference makes the client tell
+        the scheduler to forget the key, one message each: done in bulk, when the backend is
+        idle or every few thousand tasks, so that the scheduler is not kept busy mid-run."""
+        retired = self._retired
+        retired.append(task._handle)
         task._handle = None
+        if len(retired) >= _RETIRE_BATCH or not self._running:
+            self._retired = []
+
+    def _result_lost(self, key: Any) -> None:
+        task = self._running.pop(key, None)
+        if task is not None and not task.done:
+            task.exception = BackendError(f"task {task.uid}: its result never reached the client")
+            self._sink(task, _FAILED)
+
+    def _complete(self, task: ComputeTask, result: Any) -> None:
+        if task.done:
+            return
         if isinstance(result, BaseException):
             task.exception = BackendError(f"task {task.uid}: could not fetch its result: {result}")
             self._sink(task, _FAILED)
@@ -359,6 +394,20 @@ class DaskExecutionBackend(ExecutionBackend):
             self._collector.cancel()
         await self._conn.close()
         self._inbox = None
+
+
+def _prefix(task: ComputeTask) -> str:
+    """The task-group part of a Dask key: the function's or program's name, like Dask's own.
+
+    Dask groups tasks by the key's first dash-separated word; a word unique to each task would
+    make one group per task and slow the scheduler down quadratically.
+    """
+    if task.function is not None:
+        name = getattr(task.function, "__name__", "function")
+    else:
+        name = os.path.basename(os.fspath(task.executable)) or "executable"  # type: ignore[arg-type]
+    name = _NOT_WORD.sub("_", name)
+    return name if name[:1].isalpha() else f"task_{name}"
 
 
 def _command(task: ComputeTask) -> Any:

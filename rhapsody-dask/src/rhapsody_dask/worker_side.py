@@ -61,6 +61,10 @@ def _run(function: Any, args: Any, kwargs: Any) -> Any:
     return result
 
 
+# Results up to this size travel back on the event stream instead of through a gather.
+INLINE_LIMIT = 16 * 1024
+
+
 def _announce(topic: str | None, key: str) -> None:
     """Tell the client this task started (it starts the task's timeout from here)."""
     if topic is None:
@@ -68,15 +72,39 @@ def _announce(topic: str | None, key: str) -> None:
     try:
         from distributed import get_worker
 
-        get_worker().log_event(topic, key)
+        get_worker().log_event(topic, ("run", key))
     except Exception:  # noqa: BLE001 - only a notification
         pass
 
 
+def _deliver(topic: str | None, key: str, result: Any) -> Any:
+    """Push a small result to the client with the completion event; return None then.
+
+    The client learns of the completion and gets the result in one message, instead of a
+    notification followed by a gather round trip through the scheduler and the worker. A large
+    or unpicklable result is returned to Dask as usual.
+    """
+    if topic is None:
+        return result
+    try:
+        import cloudpickle  # type: ignore[import-untyped]
+
+        payload = cloudpickle.dumps(result)
+        if len(payload) > INLINE_LIMIT:
+            return result
+        from distributed import get_worker
+
+        get_worker().log_event(topic, ("end", key, payload))
+    except Exception:  # noqa: BLE001 - fall back to Dask's own result path
+        return result
+    return None
+
+
 def run_function(
     function: Any, args: Any, kwargs: Any, capture: bool, topic: str | None, key: str
-) -> tuple[bool, Any, str | None, str | None, str | None]:
-    """``(ok, result or exception, traceback text, stdout, stderr)``."""
+) -> Any:
+    """``(ok, result or exception, traceback text, stdout, stderr)``, or None when the result
+    went to the client with the completion event."""
     _announce(topic, key)
     out = err = None
     if capture:
@@ -95,7 +123,7 @@ def run_function(
         if capture:
             out, err = out_stream.local.buffer.getvalue(), err_stream.local.buffer.getvalue()
             out_stream.local.buffer = err_stream.local.buffer = None
-    return ok, value, text, out, err
+    return _deliver(topic, key, (ok, value, text, out, err))
 
 
 def _processes() -> dict[str, subprocess.Popen[bytes]]:
@@ -125,8 +153,9 @@ def run_executable(
     timeout: float | None,
     topic: str | None,
     key: str,
-) -> tuple[int | None, str, str, str | None]:
-    """``(exit code, stdout, stderr, error)``; error says why it could not start or was killed."""
+) -> Any:
+    """``(exit code, stdout, stderr, error)`` (None when delivered by event); error says why it
+    could not start or was killed."""
     _announce(topic, key)
     if env is not None:
         env = {**os.environ, **env}
@@ -142,7 +171,7 @@ def run_executable(
             start_new_session=True,
         )
     except OSError as exc:
-        return None, "", str(exc), f"could not start {command!r}: {exc}"
+        return _deliver(topic, key, (None, "", str(exc), f"could not start {command!r}: {exc}"))
     table = _processes()
     table[key] = process
     try:
@@ -154,12 +183,13 @@ def run_executable(
         error = f"timed out after {timeout}s and was killed"
     finally:
         table.pop(key, None)
-    return (
+    result = (
         process.returncode,
         out.decode("utf-8", "replace"),
         err.decode("utf-8", "replace"),
         error,
     )
+    return _deliver(topic, key, result)
 
 
 def kill_tasks(keys: list[str], dask_worker: Any = None) -> int:
