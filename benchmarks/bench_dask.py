@@ -83,9 +83,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--rhapsody-py-python", default=None)
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument(
+        "--kinds", nargs="+", default=["function", "executable"], choices=["function", "executable"]
+    )
     args = parser.parse_args()
     report, n = Report(), args.size
-    for kind in ("function", "executable"):
+    for kind in args.kinds:
         what = "no-op functions" if kind == "function" else f"{EXE} executables"
         raw = median_rate(sys.executable, __file__, "raw", kind, n, args.repeat, args.timeout)
         ses = median_rate(sys.executable, __file__, "session", kind, n, args.repeat, args.timeout)

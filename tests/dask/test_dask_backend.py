@@ -288,3 +288,14 @@ async def test_unreachable_scheduler_is_a_backend_error():
 
     with pytest.raises(BackendError, match="could not connect to the Dask scheduler"):
         await DaskExecutionBackend(address="tcp://127.0.0.1:9", connect_timeout=2)
+
+
+async def test_long_tasks_report_running(local_cluster):
+    backend = await DaskExecutionBackend(cluster=local_cluster)
+    async with Session(backends=[backend]) as session:
+        long = ComputeTask(function=time.sleep, args=(1.5,))
+        await session.submit_tasks([long])
+        assert long.state is TaskState.SUBMITTED
+        assert await asyncio.to_thread(wait_until, lambda: long.state is TaskState.RUNNING, 30)
+        await long
+        assert long.state is TaskState.DONE

@@ -196,6 +196,7 @@ class DaskExecutionBackend(ExecutionBackend):
                 [t.args for t in tasks],
                 [dict(t.kwargs) for t in tasks],
                 [t.capture_stdio for t in tasks],
+                [t.timeout is not None for t in tasks],
                 topics,
                 keys,
                 key=keys,
@@ -410,9 +411,11 @@ def _prefix(task: ComputeTask) -> str:
     return name if name[:1].isalpha() else f"task_{name}"
 
 
-def _command(task: ComputeTask) -> Any:
+def _command(task: ComputeTask) -> str:
+    """The command as one string: Dask would otherwise turn a list argument into a graph
+    container of its own, per task (NUL cannot occur in an argument, so it separates them)."""
     argv = [os.fspath(task.executable), *map(os.fspath, task.arguments)]  # type: ignore[arg-type]
-    return " ".join(argv) if task.task_backend_specific_kwargs.get("shell") else argv
+    return " ".join(argv) if task.task_backend_specific_kwargs.get("shell") else "\0".join(argv)
 
 
 def _cwd(task: ComputeTask) -> str | None:

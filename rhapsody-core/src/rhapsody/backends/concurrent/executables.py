@@ -76,7 +76,7 @@ def run_executable(
                 cwd=cwd,
                 env=env,
                 shell=shell,
-                start_new_session=True,
+                process_group=0,
             )
     except OSError as exc:
         task.exception = TaskExecutionError(
