@@ -36,12 +36,9 @@ from .options import check_options, placement, unsatisfiable
 
 log = logging.getLogger(__name__)
 
-# Workers need only Dask: our worker-side code travels with the tasks.
-cloudpickle.register_pickle_by_value(worker_side)
-
 _RUNNING, _DONE, _FAILED = TaskState.RUNNING, TaskState.DONE, TaskState.FAILED
 _MAP_CHUNK = 5000
-_RETIRE_BATCH = 5000
+_RETIRE_BATCH = 20_000
 _NOT_WORD = re.compile(r"[^A-Za-z0-9_]")
 
 
@@ -230,7 +227,7 @@ class DaskExecutionBackend(ExecutionBackend):
         wanted: dict[str, float],
         offered: dict[str, dict[str, float]],
     ) -> None:
-        summary = {addr: res for addr, res in offered.items()} or "no workers"
+        summary = offered or "no workers"
         for task in tasks:
             task.exception = ResourceError(
                 f"task {task.uid}: no Dask worker offers resources {wanted}; workers offer "

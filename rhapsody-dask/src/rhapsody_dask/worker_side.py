@@ -1,5 +1,6 @@
-"""What runs inside Dask workers. Self-contained (no rhapsody import): the module is shipped to
-the workers by value, so workers need only Dask itself.
+"""What runs inside Dask workers. It imports nothing of rhapsody, and workers import it by name
+(shipping it by value would cost a cloudpickle of the module's functions for every task), so
+rhapsody-dask must be installed where the workers run, like any library the tasks use.
 
 Failures are returned, not raised, so that a task's own error is never confused with Dask's
 (a dead worker, a lost scheduler), and so that its traceback text travels back as text.
