@@ -134,9 +134,12 @@ def _deliver(topic: str | None, key: str, result: Any) -> Any:
     if topic is None:
         return result
     try:
-        import cloudpickle  # type: ignore[import-untyped]
+        try:  # the C pickler first: several times faster than cloudpickle on plain data
+            payload = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # noqa: BLE001 - lambdas, local classes...
+            import cloudpickle  # type: ignore[import-untyped]
 
-        payload = cloudpickle.dumps(result)
+            payload = cloudpickle.dumps(result)
         if len(payload) > INLINE_LIMIT:
             return result
         from distributed import get_worker
