@@ -32,7 +32,8 @@ from rhapsody.backends.inbox import LoopInbox
 
 from . import worker_side
 from .connection import DaskConnection, connect
-from .options import check_options, placement, unsatisfiable
+from .options import check_options as check_dask_options
+from .options import placement, unsatisfiable
 
 log = logging.getLogger(__name__)
 
@@ -153,10 +154,8 @@ class DaskExecutionBackend(ExecutionBackend):
 
     # -- submission -------------------------------------------------------------------------------
 
-    def check_tasks(self, tasks: Sequence[BaseTask]) -> None:
-        for task in tasks:
-            if task.task_backend_specific_kwargs:
-                check_options(task)  # type: ignore[arg-type]
+    def check_options(self, task: BaseTask) -> None:
+        check_dask_options(task)  # type: ignore[arg-type]
 
     async def submit_tasks(self, tasks: Sequence[BaseTask]) -> None:
         if self._closed:

@@ -92,11 +92,19 @@ class Backend(abc.ABC):
         """Whether this backend can run this kind of task (used by routing)."""
         return isinstance(task, self.task_types)
 
-    def check_tasks(self, tasks: Sequence[BaseTask]) -> None:  # noqa: B027 - optional hook
+    def check_tasks(self, tasks: Sequence[BaseTask]) -> None:
         """Raise :class:`~rhapsody.api.TaskValidationError` for a task this backend cannot run.
 
-        Called for a whole batch before any task of it is submitted.
+        Called for a whole batch before any task of it is submitted; by default it passes each
+        task that has ``task_backend_specific_kwargs`` to :meth:`check_options`.
         """
+        check = self.check_options
+        for task in tasks:
+            if task.task_backend_specific_kwargs:
+                check(task)
+
+    def check_options(self, task: BaseTask) -> None:  # noqa: B027 - optional hook
+        """Reject ``task_backend_specific_kwargs`` this backend does not understand."""
 
     @abc.abstractmethod
     async def submit_tasks(self, tasks: Sequence[BaseTask]) -> None:

@@ -21,7 +21,8 @@ from ..base import ExecutionBackend
 from ..inbox import LoopInbox
 from .executables import kill, run_executable
 from .functions import call_captured, format_traceback
-from .options import check_options, cwd_of, missing_files
+from .options import check_options as check_concurrent_options
+from .options import cwd_of, missing_files
 from .process_pool import ProcessPoolDispatcher, terminate_workers
 from .thread_pool import TaskThreadPool, default_workers
 
@@ -101,10 +102,8 @@ class ConcurrentExecutionBackend(ExecutionBackend):
 
     # -- checks and submission --------------------------------------------------------------------
 
-    def check_tasks(self, tasks: Sequence[BaseTask]) -> None:
-        for task in tasks:
-            if task.task_backend_specific_kwargs:
-                check_options(task)  # type: ignore[arg-type]
+    def check_options(self, task: BaseTask) -> None:
+        check_concurrent_options(task)  # type: ignore[arg-type]
 
     async def submit_tasks(self, tasks: Sequence[BaseTask]) -> None:
         if self._closed:

@@ -3,40 +3,19 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from typing import Any
 
-from ...api.errors import TaskValidationError
 from ...api.task import ComputeTask
-
-OPTIONS = ("cwd", "env", "shell")
-
-
-def _fail(task: ComputeTask, key: str, expected: str, got: Any) -> None:
-    raise TaskValidationError(
-        f"task_backend_specific_kwargs[{key!r}]", expected, got, owner=f"ComputeTask {task.uid}"
-    )
+from ..task_options import PROCESS_OPTIONS, check_process_option, option_error
 
 
 def check_options(task: ComputeTask) -> None:
     """Raise :class:`TaskValidationError` for an option the concurrent backend does not know."""
-    options = task.task_backend_specific_kwargs
-    for key, value in options.items():
-        if key == "cwd":
-            if not isinstance(value, (str, os.PathLike)):
-                _fail(task, key, "a directory path (str or os.PathLike)", value)
-        elif key == "env":
-            if not isinstance(value, Mapping) or not all(
-                type(k) is str and type(v) is str for k, v in value.items()
-            ):
-                _fail(task, key, "a dict of str to str", value)
-        elif key == "shell":
-            if type(value) is not bool:
-                _fail(task, key, "True or False", value)
-            if value and task.function is not None:
-                _fail(task, key, "shell only for executables", value)
-        else:
-            _fail(task, key, f"one of {list(OPTIONS)} for the concurrent backend", value)
+    for key, value in task.task_backend_specific_kwargs.items():
+        if not check_process_option(task, key, value):
+            option_error(
+                task, key, f"one of {list(PROCESS_OPTIONS)} for the concurrent backend", value
+            )
 
 
 def cwd_of(task: ComputeTask) -> str | None:
