@@ -26,6 +26,7 @@ from rhapsody.api import (
     ResourceError,
     TaskExecutionError,
     TaskState,
+    TaskTimeoutError,
 )
 from rhapsody.backends import ExecutionBackend
 from rhapsody.backends.inbox import LoopInbox
@@ -321,7 +322,11 @@ class DaskExecutionBackend(ExecutionBackend):
             self._store_output(task, out, err)
             if task.stdout is not None and not task.capture_stdio:
                 task.return_value = task.stdout
-            if error is not None or code != 0:
+            if error == worker_side.TIMED_OUT and task.timeout is not None:
+                # the worker killed it at its timeout, a moment before the session's timer
+                task.exception = TaskTimeoutError(task.uid, task.timeout)
+                self._sink(task, _FAILED)
+            elif error is not None or code != 0:
                 reason = error or (
                     f"was killed by signal {-code}"
                     if code and code < 0

@@ -62,6 +62,9 @@ def _run(function: Any, args: Any, kwargs: Any) -> Any:
     return result
 
 
+# The error of an executable killed at its timeout (the client raises TaskTimeoutError for it).
+TIMED_OUT = "timed out"
+
 # Results up to this size travel back on the event stream instead of through a gather.
 INLINE_LIMIT = 16 * 1024
 
@@ -232,7 +235,7 @@ def run_executable(
     except subprocess.TimeoutExpired:
         _kill(process)
         out, err = process.communicate()
-        error = f"timed out after {timeout}s and was killed"
+        error = TIMED_OUT
     finally:
         table.pop(key, None)
     result = (
