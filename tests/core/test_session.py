@@ -195,3 +195,12 @@ async def test_lifecycle_hooks_called():
     finally:
         unregister("spy")
     assert seen == ["start", "submitted:c", "finished:DONE", "close"]
+
+
+async def test_backend_added_after_start_is_initialised():
+    async with Session(backends=[]) as session:
+        late = ConcurrentExecutionBackend(name="late")
+        session.add_backend(late)
+        t = ComputeTask(function=double, args=(4,))
+        await session.submit_tasks([t])
+        assert (await t).return_value == 8 and late.initialized

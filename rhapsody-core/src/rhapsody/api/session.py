@@ -163,6 +163,8 @@ class Session:
             if i % CHUNK == CHUNK - 1:
                 await asyncio.sleep(0)
         for backend, group in groups.items():
+            if not backend.initialized:  # added after the session started
+                await backend._ensure_initialized()
             backend.check_tasks(group)
         futures = await self._register(batch, groups)
         for backend, group in groups.items():
