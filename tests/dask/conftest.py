@@ -69,6 +69,9 @@ class ProcessCluster:
                 "127.0.0.1",
                 "--resources",
                 "CPU_SLOT=1",
+                # without a scheduler, the workers give up and exit cleanly after 5 s
+                "--death-timeout",
+                "5",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -83,9 +86,12 @@ class ProcessCluster:
         self.scheduler.wait()
 
     def stop(self) -> None:
+        # SIGTERM to the leaders only: they stop their children and their resource tracker
+        # cleans up (a signal to the whole group would kill the tracker first and leave
+        # semaphores in /dev/shm); the group is SIGKILLed only if that does not work.
         for proc in (self.worker, self.scheduler):
             if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
+                proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 15
         for proc in (self.worker, self.scheduler):
             try:
