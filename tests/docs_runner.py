@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +33,29 @@ def blocks(pages: list[Path]) -> Iterator[object]:
             yield pytest.param(match.group(1), match.group(2), id=f"{page.stem}-{i}")
 
 
+def _session_members(sid: int) -> list[int]:
+    """Live processes of session ``sid`` (what an example started and did not stop)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z" and int(fields[3]) == sid:
+                found.append(int(entry))
+    return found
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")[:120]
+    except OSError:
+        return "?"
+
+
 def run_block(language: str, code: str, tmp_path: Path) -> None:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     if language == "python":
@@ -44,9 +69,31 @@ def run_block(language: str, code: str, tmp_path: Path) -> None:
         return
     else:
         pytest.fail(f"code block in an unknown language {language!r}: tests cannot run it")
-    result = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
-    assert result.stdout.strip(), "a guide example should show its result"
+    # Its own session, so that whatever the example starts can be found (and must be gone).
+    proc = subprocess.Popen(
+        cmd,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        pytest.fail(f"example did not finish in 300 s\nstdout:\n{stdout}\nstderr:\n{stderr}")
+    deadline = time.monotonic() + 10  # processes already exiting get a moment to finish
+    while (left := _session_members(proc.pid)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    names = {pid: _cmdline(pid) for pid in left}
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert proc.returncode == 0, f"stdout:\n{stdout}\nstderr:\n{stderr}"
+    assert not left, f"the example left processes running: {names}"
+    assert stdout.strip(), "a guide example should show its result"
     if language == "python":  # examples leave nothing behind but the session directory
         left = [p.name for p in tmp_path.iterdir() if p.name != "example.py"]
         assert all(name.startswith("session.") for name in left), left

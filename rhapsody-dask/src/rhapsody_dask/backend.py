@@ -8,6 +8,7 @@ through a batching inbox and their results are gathered in batches.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -386,12 +387,9 @@ class DaskExecutionBackend(ExecutionBackend):
             return
         in_flight = list(self._running.values())
         if in_flight:
-            await asyncio.wait_for(self.cancel_tasks(in_flight), 15)
-        with_client = self._conn.client
-        try:
-            with_client.unsubscribe_topic(self._topic)
-        except Exception:  # noqa: BLE001
-            pass
+            await self.cancel_tasks(in_flight)  # each step bounded by _quietly's timeout
+        with contextlib.suppress(Exception):  # the scheduler may already be gone
+            self._conn.client.unsubscribe_topic(self._topic)
         if self._collector is not None and not self._collector.done():
             self._collector.cancel()
         await self._conn.close()
