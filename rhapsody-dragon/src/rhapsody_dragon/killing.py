@@ -1,0 +1,47 @@
+"""Killing what a task started, on whichever node it runs.
+
+Dragon's kill signals only the process it started, and its join then waits for that process's
+children too. Every process the backend starts carries marks in its environment (inherited by
+whatever it starts), so the whole tree is found by scanning ``/proc`` on its node: here directly,
+on another node through a short-lived Dragon process placed there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+from collections.abc import Iterable
+from typing import Any
+
+from .worker_side import MARK_OWNER, kill_marked
+
+log = logging.getLogger(__name__)
+
+
+def kill_owner(owner: str, puids: Iterable[int], nodes: Iterable[Any], local_node: Any) -> None:
+    """SIGKILL every process marked with ``owner`` on ``nodes`` (Dragon host ids)."""
+    from dragon.globalservices.process import kill as process_kill
+
+    kill_marked(owner, MARK_OWNER)
+    for puid in puids:  # tells Dragon at once, wherever the process is
+        with contextlib.suppress(Exception):
+            process_kill(puid, sig=signal.SIGKILL, hide_stderr=True)
+    for node in set(nodes) - {local_node}:
+        _kill_on_node(owner, node)
+
+
+def _kill_on_node(owner: str, node: Any) -> None:
+    from dragon.infrastructure.policy import Policy
+    from dragon.native.process import Process
+
+    try:
+        helper = Process(
+            target=kill_marked,
+            args=(owner, MARK_OWNER),
+            policy=Policy(placement=Policy.Placement.HOST_ID, host_id=node),
+        )
+        helper.start()
+        helper.join(10)
+    except Exception as exc:  # noqa: BLE001 - best effort: Dragon killed the main process already
+        log.warning("could not reach node %s to kill processes of %s: %s", node, owner, exc)

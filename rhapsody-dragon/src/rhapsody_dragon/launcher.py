@@ -1,0 +1,296 @@
+"""Tasks that run as their own Dragon processes: executables, and functions with templates.
+
+Each process is a ``dragon.native.process.Process`` started with the task's template, so its
+``policy`` (host placement, GPU affinity) applies to it; Dragon's ``Batch`` would run it on a
+pool worker placed once at start-up. A job (``process_templates``) is one process per rank, each
+with its own template. Starting a process is one round trip to Dragon's global services, so a
+few threads start them side by side.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import cloudpickle  # type: ignore[import-untyped]
+
+from rhapsody.api import ComputeTask
+
+from .killing import kill_owner
+from .reaper import Reaper
+from .templates import Template
+from .worker_side import MARK_BACKEND, MARK_OWNER, process_function
+
+LAUNCH_THREADS = 4
+
+# What the launcher hands back for a finished task: (task, outcome); see backend._complete.
+Deliver = Callable[[ComputeTask, "JobOutcome | None"], None]
+
+
+@attrs.define(eq=False)
+class Job:
+    """The processes of one task and what came back from them."""
+
+    task: ComputeTask
+    plan: list[Template]
+    owner: str
+    puids: list[int] = attrs.Factory(list)
+    nodes: set[Any] = attrs.Factory(set)
+    codes: dict[int, int | None] = attrs.Factory(dict)  # rank -> exit code
+    results: dict[int, tuple[bool, bytes, str | None]] = attrs.Factory(dict)  # functions
+    files: list[tuple[str | None, str | None]] = attrs.Factory(list)  # rank -> (out, err)
+    ended: bool = False
+    error: str | None = None  # why it could not start
+
+
+@attrs.frozen
+class JobOutcome:
+    """Everything the backend needs to complete a task that ran as Dragon processes."""
+
+    is_function: bool
+    codes: list[int | None]
+    results: dict[int, tuple[bool, bytes, str | None]]
+    stdout: list[str]
+    stderr: list[str]
+    error: str | None
+    capture_files: tuple[str, str] | None
+
+
+class ProcessLauncher:
+    def __init__(
+        self,
+        token: str,
+        outq: Any,
+        reaper: Reaper,
+        out_dir: str,
+        task_dir: Callable[[], str],
+        local_node: Any,
+        deliver: Deliver,
+        running: Callable[[ComputeTask], None],
+    ) -> None:
+        self._token, self._outq, self._reaper = token, outq, reaper
+        self._out_dir, self._task_dir, self._local_node = out_dir, task_dir, local_node
+        self._deliver, self._running = deliver, running
+        self._lock = threading.Lock()
+        self._jobs: dict[str, Job] = {}
+        self._by_puid: dict[int, tuple[Job, int]] = {}
+        self._launches: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(
+                target=self._launch_loop, name=f"rhapsody-dragon-launch-{i}", daemon=True
+            )
+            for i in range(LAUNCH_THREADS)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    @property
+    def active(self) -> int:
+        return len(self._jobs)
+
+    def submit(self, task: ComputeTask, plan: list[Template]) -> None:
+        job = Job(task, plan, f"{self._token}-{task.uid}")
+        with self._lock:
+            self._jobs[task.uid] = job
+        task._handle = job
+        self._launches.put(job)
+
+    # -- starting ---------------------------------------------------------------------------------
+
+    def _launch_loop(self) -> None:
+        while (job := self._launches.get()) is not None:
+            if job.task.done or job.ended:
+                self._drop(job)
+                continue
+            try:
+                self._start(job)
+            except Exception as exc:  # noqa: BLE001 - Dragon refused: the task fails, not the backend
+                job.error = f"Dragon could not start it: {type(exc).__name__}: {exc}"
+                self._abort(job)
+                continue
+            self._running(job.task)
+            if job.task.done:  # canceled while starting
+                self.kill(job)
+
+    def _start(self, job: Job) -> None:
+        from dragon.native.process import Process
+
+        task = job.task
+        is_function = task.function is not None
+        blob = (
+            cloudpickle.dumps((task.function, tuple(task.args), dict(task.kwargs)))
+            if is_function
+            else None
+        )
+        capture = self._capture_paths(task) if task.capture_stdio else None
+        for rank, template in enumerate(job.plan):
+            if is_function:
+                target, args = process_function, (self._outq, task.uid, rank, blob)
+                out = err = None
+            else:
+                target, args = self._command(task)
+                out, err = self._output_paths(task, rank)
+            if capture is not None:
+                out, err = capture
+            stdout = template.get("stdout", out)
+            stderr = template.get("stderr", err)
+            job.files.append((out if stdout == out else None, err if stderr == err else None))
+            env = {
+                **(template.get("env") or {}),
+                MARK_BACKEND: self._token,
+                MARK_OWNER: job.owner,
+            }
+            cwd = os.fspath(template.get("cwd") or os.getcwd())
+            process = Process(
+                target,
+                args,
+                cwd=cwd,
+                env=env,
+                stdin=template.get("stdin"),
+                stdout=stdout,
+                stderr=stderr,
+                policy=template.get("policy"),
+                options=template.get("options"),
+            )
+            process.start()
+            puid = process.puid
+            with self._lock:
+                job.puids.append(puid)
+                job.nodes.add(process._descr.h_uid)
+                self._by_puid[puid] = (job, rank)
+            self._reaper.watch([puid])
+
+    def _command(self, task: ComputeTask) -> tuple[str, list[str]]:
+        argv = [os.fspath(task.executable), *map(os.fspath, task.arguments)]  # type: ignore[arg-type]
+        if task.task_backend_specific_kwargs.get("shell"):
+            return "/bin/sh", ["-c", " ".join(argv)]
+        if os.sep not in argv[0] and not _on_path(argv[0]):
+            # Dragon would otherwise try the working directory and fail obscurely
+            raise FileNotFoundError(f"executable {argv[0]!r} not found on PATH")
+        return argv[0], argv[1:]
+
+    def _output_paths(self, task: ComputeTask, rank: int) -> tuple[str, str]:
+        base = os.path.join(self._out_dir, f"{task.uid}.{rank}")
+        return base + ".out", base + ".err"
+
+    def _capture_paths(self, task: ComputeTask) -> tuple[str, str]:
+        base = os.path.join(self._task_dir(), task.uid)
+        for suffix in (".stdout", ".stderr"):  # every rank appends to the task's files
+            open(base + suffix, "w").close()
+        return base + ".stdout", base + ".stderr"
+
+    # -- results ----------------------------------------------------------------------------------
+
+    def on_result(self, uid: str, rank: int, ok: bool, blob: bytes, text: str | None) -> None:
+        with self._lock:
+            job = self._jobs.get(uid)
+            if job is not None:
+                job.results[rank] = (ok, blob, text)
+
+    def on_exit(self, puid: int, code: int | None) -> bool:
+        """A process exited; False if it is not one of ours."""
+        with self._lock:
+            found = self._by_puid.pop(puid, None)
+            if found is None:
+                return False
+            job, rank = found
+            job.codes[rank] = code
+            finished = len(job.codes) == len(job.plan)
+            failed = code != 0 and not finished and not job.ended
+        if failed:  # one rank failed: stop the others rather than let them wait for it
+            job.ended = True
+            self.kill(job)
+        if finished:
+            self._finish(job)
+        return True
+
+    def _finish(self, job: Job) -> None:
+        with self._lock:
+            self._jobs.pop(job.task.uid, None)
+        job.ended = True
+        task = job.task
+        outs, errs = [], []
+        if not task.capture_stdio:
+            for out, err in job.files:
+                outs.append(_read_and_remove(out))
+                errs.append(_read_and_remove(err))
+        capture = None
+        if task.capture_stdio:
+            base = os.path.join(self._task_dir(), task.uid)
+            capture = (base + ".stdout", base + ".stderr")
+        outcome = JobOutcome(
+            is_function=task.function is not None,
+            codes=[job.codes.get(r) for r in range(len(job.plan))],
+            results=dict(job.results),
+            stdout=outs,
+            stderr=errs,
+            error=job.error,
+            capture_files=capture,
+        )
+        self._deliver(task, outcome)
+
+    def _abort(self, job: Job) -> None:
+        """A job that could not start: stop the ranks that did and fail it."""
+        job.ended = True
+        self.kill(job)
+        with self._lock:
+            for puid in job.puids:
+                self._by_puid.pop(puid, None)
+                self._reaper.forget(puid)
+        for rank in range(len(job.plan)):
+            job.codes.setdefault(rank, None)
+        self._finish(job)
+
+    def _drop(self, job: Job) -> None:
+        with self._lock:
+            self._jobs.pop(job.task.uid, None)
+
+    # -- stopping ---------------------------------------------------------------------------------
+
+    def cancel(self, task: ComputeTask) -> None:
+        job = task._handle
+        if isinstance(job, Job):
+            job.ended = True  # a launcher thread that has not started it yet drops it
+            if job.puids:
+                self.kill(job)
+
+    def kill(self, job: Job) -> None:
+        with self._lock:
+            puids, nodes = list(job.puids), set(job.nodes)
+        kill_owner(job.owner, puids, nodes, self._local_node)
+
+    def stop(self) -> None:
+        """Kill every job's processes and stop the launch threads."""
+        for _ in self._threads:
+            self._launches.put(None)
+        for thread in self._threads:
+            thread.join(30)
+        with self._lock:
+            jobs = list(self._jobs.values())
+        for job in jobs:
+            job.ended = True
+            self.kill(job)
+
+
+def _on_path(name: str) -> bool:
+    import shutil
+
+    return shutil.which(name) is not None
+
+
+def _read_and_remove(path: str | None) -> str:
+    if path is None:
+        return ""
+    try:
+        with open(path, errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return ""
+    with contextlib.suppress(OSError):
+        os.remove(path)
+    return text

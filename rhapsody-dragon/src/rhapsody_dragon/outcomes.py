@@ -1,0 +1,108 @@
+"""Writing what came back from Dragon onto a task: result fields, and the error when it failed."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import cloudpickle  # type: ignore[import-untyped]
+
+from rhapsody.api import BackendError, ComputeTask, TaskExecutionError
+
+from .function_pool import CallOutcome
+from .launcher import JobOutcome
+
+
+def apply_call(task: ComputeTask, outcome: CallOutcome, task_dir: str | None) -> bool:
+    """A pool function's outcome; True when the task succeeded."""
+    ok, value, text, out, err = outcome
+    store_output(task, out, err, task_dir)
+    if ok:
+        task.return_value = value
+        return True
+    task.exception, task.traceback = value, text
+    return False
+
+
+def apply_job(task: ComputeTask, outcome: JobOutcome) -> bool:
+    """A task that ran as Dragon processes; True when every process succeeded."""
+    n = len(outcome.codes)
+    job = "process_templates" in task.task_backend_specific_kwargs
+    if outcome.error is not None:
+        task.exception = BackendError(f"task {task.uid}: {outcome.error}")
+        return False
+    if outcome.capture_files is not None:
+        task.stdout, task.stderr = outcome.capture_files
+    if outcome.is_function:
+        return _apply_functions(task, outcome, n, job)
+    if outcome.capture_files is None:
+        task.stdout, task.stderr = "".join(outcome.stdout), "".join(outcome.stderr)
+        task.return_value = list(outcome.stdout) if job else task.stdout
+    failed = [(r, c) for r, c in enumerate(outcome.codes) if c != 0]
+    task.exit_code = failed[0][1] if failed else 0
+    if not failed:
+        return True
+    rank, code = failed[0]
+    errs = outcome.stderr[rank] if outcome.capture_files is None else None
+    where = f"process {rank} of {n}" if job else "it"
+    detail = f"{where} {_how(code)}"
+    if job:
+        detail += f" (exit codes of the job's processes: {outcome.codes})"
+    task.exception = TaskExecutionError(task.uid, errs, code, message=detail)
+    return False
+
+
+def _apply_functions(task: ComputeTask, outcome: JobOutcome, n: int, job: bool) -> bool:
+    values: list[Any] = []
+    for rank, code in enumerate(outcome.codes):
+        result = outcome.results.get(rank)
+        if result is None or not result[0]:
+            where = f"process {rank} of {n}" if job else "its process"
+            if result is None:
+                task.exit_code = code
+                task.exception = TaskExecutionError(
+                    task.uid, None, code, message=f"{where} {_how(code)} without a result"
+                )
+                return False
+            error = _loads(result[1])
+            if job:
+                task.exception = TaskExecutionError(
+                    task.uid,
+                    result[2],
+                    code,
+                    message=f"{where} raised {type(error).__name__}: {error}",
+                )
+            else:
+                task.exception = error
+            task.traceback, task.exit_code = result[2], code
+            return False
+        values.append(_loads(result[1]))
+    task.exit_code = 0
+    task.return_value = values if job else values[0]
+    return True
+
+
+def _loads(blob: bytes) -> Any:
+    try:
+        return cloudpickle.loads(blob)
+    except Exception as exc:  # noqa: BLE001
+        return RuntimeError(f"could not unpickle what the process sent back: {exc}")
+
+
+def _how(code: int | None) -> str:
+    if code is None:
+        return "ended without an exit code (Dragon lost track of it)"
+    if code < 0:
+        return f"was killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+def store_output(task: ComputeTask, out: str | None, err: str | None, task_dir: str | None) -> None:
+    if task.capture_stdio and task_dir is not None:
+        base = os.path.join(task_dir, task.uid)
+        for suffix, text in ((".stdout", out), (".stderr", err)):
+            with open(base + suffix, "w") as f:
+                f.write(text or "")
+        task.stdout, task.stderr = base + ".stdout", base + ".stderr"
+    else:
+        task.stdout, task.stderr = out, err

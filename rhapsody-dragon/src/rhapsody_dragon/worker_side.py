@@ -1,0 +1,210 @@
+"""Code that runs inside the Dragon processes the backend starts.
+
+Dragon imports these functions by name in the new process, so this module stays light: no
+import of rhapsody's session machinery, nothing that starts threads at import time.
+
+Messages a process puts on the backend's result queue (all plain tuples):
+
+* ``("ready", wid)``: a pool worker is up;
+* ``("res", wid, [(uid, ok, blob, text, out, err), ...], running_uid)``: a pool worker's finished
+  calls, and the call it has been running for a while (``None`` if none);
+* ``("bad_chunk", wid, uids, text)``: a pool worker could not unpickle a chunk;
+* ``("proc", uid, rank, ok, blob, text)``: a task process's function returned or raised.
+
+``blob`` is the cloudpickled return value (``ok``) or exception; ``text`` the traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import io
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from typing import Any
+
+import cloudpickle  # type: ignore[import-untyped]
+
+# Every process the backend starts carries both in its environment, so that it and whatever it
+# starts can be found and killed on its node (Dragon signals only the process it started).
+MARK_BACKEND = "RHAPSODY_DRAGON_BACKEND"
+MARK_OWNER = "RHAPSODY_DRAGON_OWNER"
+
+# A pool worker tells which call it is in once the call has run this long, and sends results it
+# holds once they are this old: a killed worker then fails exactly the call it was running.
+TICK = 0.01
+
+Outcome = tuple[bool, bytes, str | None, str | None, str | None]
+
+
+def _pickled_error(exc: BaseException) -> bytes:
+    try:
+        return bytes(cloudpickle.dumps(exc))
+    except Exception:  # noqa: BLE001 - an exception that does not pickle still has a message
+        return bytes(cloudpickle.dumps(RuntimeError(f"{type(exc).__name__}: {exc}")))
+
+
+def call(
+    fn: Any,
+    args: Any,
+    kwargs: Any,
+    capture: bool = False,
+    loop: asyncio.AbstractEventLoop | None = None,
+) -> Outcome:
+    """Run one function call: (ok, pickled value or exception, traceback, stdout, stderr)."""
+    out = err = None
+    sink_out, sink_err = (io.StringIO(), io.StringIO()) if capture else (None, None)
+    try:
+        with contextlib.ExitStack() as stack:
+            if sink_out is not None and sink_err is not None:
+                stack.enter_context(contextlib.redirect_stdout(sink_out))
+                stack.enter_context(contextlib.redirect_stderr(sink_err))
+            value = fn(*args, **kwargs)
+            if inspect.isawaitable(value):
+                if loop is None:
+                    value = asyncio.run(_awaited(value))
+                else:
+                    value = loop.run_until_complete(_awaited(value))
+    except BaseException as exc:  # noqa: BLE001 - SystemExit too: the task fails, the worker lives
+        if sink_out is not None and sink_err is not None:
+            out, err = sink_out.getvalue(), sink_err.getvalue()
+        return False, _pickled_error(exc), traceback.format_exc(), out, err
+    if sink_out is not None and sink_err is not None:
+        out, err = sink_out.getvalue(), sink_err.getvalue()
+    try:
+        blob = bytes(cloudpickle.dumps(value))
+    except Exception as exc:  # noqa: BLE001
+        problem = TypeError(f"the return value of type {type(value).__name__} cannot be pickled")
+        return False, _pickled_error(problem), f"{type(exc).__name__}: {exc}\n", out, err
+    return True, blob, None, out, err
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
+
+
+class _Outbox:
+    """A pool worker's finished calls, sent in batches (one queue message costs ~0.5 ms)."""
+
+    def __init__(self, outq: Any, wid: int) -> None:
+        self.outq, self.wid = outq, wid
+        self.lock = threading.Lock()
+        self.items: list[tuple[Any, ...]] = []
+        self.oldest = 0.0
+        self.current: str | None = None
+        self.since = 0.0
+        self.announced: str | None = None
+
+    def start(self, uid: str) -> None:
+        with self.lock:
+            self.current, self.since = uid, time.monotonic()
+
+    def finish(self, uid: str, outcome: Outcome) -> None:
+        with self.lock:
+            if not self.items:
+                self.oldest = time.monotonic()
+            self.items.append((uid, *outcome))
+            self.current = None
+
+    def flush(self, running: str | None = None) -> None:
+        """Send what is held (caller holds the lock)."""
+        items, self.items = self.items, []
+        self.outq.put(("res", self.wid, items, running))
+
+    def tick(self) -> None:
+        with self.lock:
+            now = time.monotonic()
+            current = self.current
+            announce = (
+                current is not None and current != self.announced and now - self.since >= TICK
+            )
+            if announce:
+                self.announced = current
+                self.flush(current)
+            elif self.items and now - self.oldest >= 2 * TICK:
+                self.flush()
+
+
+def pool_worker(inq: Any, outq: Any, wid: int) -> None:
+    """A function-pool worker: runs chunks of calls from ``inq`` in order until it gets None."""
+    outbox = _Outbox(outq, wid)
+    stop = threading.Event()
+
+    def flusher() -> None:
+        while not stop.wait(TICK):
+            outbox.tick()
+
+    thread = threading.Thread(target=flusher, name="rhapsody-flusher", daemon=True)
+    loop = asyncio.new_event_loop()
+    outq.put(("ready", wid))
+    thread.start()
+    try:
+        while True:
+            chunk = inq.get()
+            if chunk is None:
+                return
+            uids, blob = chunk
+            try:
+                calls = cloudpickle.loads(blob)
+            except BaseException:  # noqa: BLE001 - report, keep serving
+                with outbox.lock:
+                    outbox.flush()
+                    outq.put(("bad_chunk", wid, uids, traceback.format_exc()))
+                continue
+            for uid, (fn, args, kwargs, capture) in zip(uids, calls, strict=True):
+                outbox.start(uid)
+                outbox.finish(uid, call(fn, args, kwargs, capture, loop))
+            with outbox.lock:
+                if outbox.items:
+                    outbox.flush()
+    finally:
+        stop.set()
+        thread.join()
+        loop.close()
+
+
+def process_function(outq: Any, uid: str, rank: int, blob: bytes) -> None:
+    """The target of a function task run as its own Dragon process (one rank of a job)."""
+    fn, args, kwargs = cloudpickle.loads(blob)
+    ok, result, text, _, _ = call(fn, args, kwargs)
+    outq.put(("proc", uid, rank, ok, result, text))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if not ok:
+        os._exit(1)  # the traceback travelled with the result; do not print it a second time
+
+
+def marked_pids(value: str, name: str = MARK_OWNER) -> list[int]:
+    """Processes on this node whose environment has ``name=value``."""
+    needle = f"{name}={value}".encode()
+    found = []
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if needle in f.read().split(b"\0"):
+                    found.append(int(entry))
+        except OSError:  # gone, or not ours
+            continue
+    return found
+
+
+def kill_marked(value: str, name: str = MARK_OWNER) -> int:
+    """SIGKILL every process on this node marked ``name=value``; how many were signalled."""
+    killed = 0
+    for _ in range(3):  # a process may fork while we look
+        pids = marked_pids(value, name)
+        if not pids:
+            break
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+    return killed
