@@ -53,7 +53,7 @@ class Reaper:
                     return
                 puids = list(self._watched)
             try:
-                exited, statuses = multi_join(puids, timeout=_POLL)
+                exited, _ = multi_join(puids, timeout=_POLL)
             except Exception as exc:  # noqa: BLE001 - e.g. a process Dragon no longer knows
                 exited = self._unknown(puids, exc)
             if not exited:
