@@ -18,12 +18,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import queue
 import shutil
 import tempfile
 import threading
 import uuid
 from collections.abc import Sequence
 from typing import Any
+
+import cloudpickle  # type: ignore[import-untyped]
 
 from rhapsody.api import (
     BackendConfigurationError,
@@ -54,6 +57,7 @@ _RUNNING, _DONE, _FAILED, _CANCELED = (
 )
 _STARTED = object()  # the outcome that means "it is running now"
 _RESULT_QUEUE_SIZE = 1024  # messages; Dragon preallocates each slot's block
+_READ_WAIT = 0.02  # seconds the reader waits on the queue before looking at exits again
 
 
 class DragonExecutionBackendV3(ExecutionBackend):
@@ -88,6 +92,7 @@ class DragonExecutionBackendV3(ExecutionBackend):
         self._pool: FunctionPool | None = None
         self._launcher: ProcessLauncher | None = None
         self._reader: threading.Thread | None = None
+        self._stopping = threading.Event()
 
     @property
     def num_workers(self) -> int:
@@ -109,11 +114,13 @@ class DragonExecutionBackendV3(ExecutionBackend):
         size = self._num_workers or allocation_cores(len(hostnames))
         self._outq = Queue(maxsize=_RESULT_QUEUE_SIZE)
         self._out_dir = tempfile.mkdtemp(prefix=f"{self._token}-")
-        self._reaper = Reaper(self._outq)
+        self._reaper = Reaper()
+        # Pickled once, here: processes get these bytes, so no other thread touches the queue.
+        outq_blob = cloudpickle.dumps(self._outq)
         self._pool = FunctionPool(
             size,
             self._token,
-            self._outq,
+            outq_blob,
             self._reaper,
             hostnames,
             local,
@@ -122,7 +129,7 @@ class DragonExecutionBackendV3(ExecutionBackend):
         )
         self._launcher = ProcessLauncher(
             self._token,
-            self._outq,
+            outq_blob,
             self._reaper,
             self._out_dir,
             self._task_dir,
@@ -170,26 +177,39 @@ class DragonExecutionBackendV3(ExecutionBackend):
     # -- what comes back (reader thread) ----------------------------------------------------------
 
     def _read_loop(self) -> None:
-        pool, launcher, get = self._pool, self._launcher, self._outq.get
-        assert pool is not None and launcher is not None
-        while True:
-            message = get()
-            kind = message[0]
-            try:
-                if kind == "exits":
-                    for puid, code in message[1]:
-                        if pool.owns(puid):
-                            pool.on_death(puid, code)
-                        else:
-                            launcher.on_exit(puid, code)
-                elif kind == "proc":
-                    launcher.on_result(*message[1:])
-                elif kind == "stop":
-                    return
-                else:
-                    pool.on_message(message)
-            except Exception:
-                log.exception("dragon backend %r: could not handle %r", self.name, kind)
+        pool, launcher, reaper, get = self._pool, self._launcher, self._reaper, self._outq.get
+        assert pool is not None and launcher is not None and reaper is not None
+        stopping = self._stopping
+        while not stopping.is_set():
+            exits = reaper.take()
+            # Everything a process put on the queue before it exited is there by now: handle it
+            # first, then the exits (a result must not be taken for lost).
+            while True:
+                try:
+                    message = get(timeout=0 if exits else _READ_WAIT)
+                except queue.Empty:
+                    break
+                self._handle(message)
+                if not exits:
+                    break
+            for puid, code in exits:
+                try:
+                    if pool.owns(puid):
+                        pool.on_death(puid, code)
+                    else:
+                        launcher.on_exit(puid, code)
+                except Exception:
+                    log.exception("dragon backend %r: could not handle an exit", self.name)
+
+    def _handle(self, message: tuple[Any, ...]) -> None:
+        assert self._pool is not None and self._launcher is not None
+        try:
+            if message[0] == "proc":
+                self._launcher.on_result(*message[1:])
+            else:
+                self._pool.on_message(message)
+        except Exception:
+            log.exception("dragon backend %r: could not handle %r", self.name, message[0])
 
     def _deliver(self, task: ComputeTask, outcome: Any) -> None:
         inbox = self._inbox
@@ -264,8 +284,7 @@ class DragonExecutionBackendV3(ExecutionBackend):
         self._reaper.stop()
         # Whatever the backend started on this node and is still alive (a grandchild, say).
         kill_marked(self._token, MARK_BACKEND)
-        with contextlib.suppress(Exception):
-            self._outq.put(("stop",))
+        self._stopping.set()
         if self._reader is not None:
             self._reader.join(10)
         with contextlib.suppress(Exception):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -24,13 +25,14 @@ from rhapsody.api import BackendError, ComputeTask
 
 from .killing import kill_owner
 from .reaper import Reaper
-from .worker_side import MARK_BACKEND, MARK_OWNER, pool_worker
+from .worker_side import MARK_BACKEND, MARK_OWNER, marked_pids, pool_worker
 
 log = logging.getLogger(__name__)
 
 CHUNK_MAX = 256
 CHUNKS_PER_WORKER = 2  # one running, one waiting: the worker never idles between chunks
 MAX_START_FAILURES = 3
+_GRACE = 1.0  # seconds a worker gets to stop on SIGTERM before SIGKILL
 
 # (ok, return value or exception, traceback, stdout, stderr); or a BackendError when the worker died
 CallOutcome = tuple[bool, Any, str | None, str | None, str | None]
@@ -58,7 +60,7 @@ class FunctionPool:
         self,
         size: int,
         token: str,
-        outq: Any,
+        outq_blob: bytes,
         reaper: Reaper,
         hostnames: list[str],
         local_node: Any,
@@ -66,7 +68,7 @@ class FunctionPool:
         running: Callable[[ComputeTask], None],
     ) -> None:
         self.size = size
-        self._token, self._outq, self._reaper = token, outq, reaper
+        self._token, self._outq_blob, self._reaper = token, outq_blob, reaper
         self._hostnames, self._local_node = hostnames, local_node
         self._deliver, self._running = deliver, running
         self._cond = threading.Condition()
@@ -106,7 +108,7 @@ class FunctionPool:
         worker = Worker(wid, Queue(maxsize=CHUNKS_PER_WORKER + 2), f"{self._token}-worker{wid}")
         process = Process(
             pool_worker,
-            (worker.inq, self._outq, wid),
+            (worker.inq, self._outq_blob, wid),
             env={MARK_BACKEND: self._token, MARK_OWNER: worker.owner},
             policy=policy,
         )
@@ -338,7 +340,7 @@ class FunctionPool:
                     if worker.inflight and worker.inflight[0] is task and not worker.dead:
                         victims.append(worker)
         for worker in victims:
-            kill_owner(worker.owner, [worker.puid], [worker.node], self._local_node)
+            kill_owner(worker.owner, [worker.puid], [worker.node], self._local_node, _GRACE)
 
     def stop(self) -> None:
         """Stop the dispatcher and every worker (blocking: call from a thread)."""
@@ -348,8 +350,18 @@ class FunctionPool:
             self._cond.notify_all()
         if self._thread.is_alive():
             self._thread.join(10)
+        for worker in workers:  # idle workers leave on None; running calls get _GRACE below
+            try:
+                worker.inq.put(None, timeout=1)
+            except Exception as exc:  # noqa: BLE001 - its queue is full: it gets killed
+                log.debug("could not ask a worker to stop: %s", exc)
+        deadline = time.monotonic() + _GRACE
+        while time.monotonic() < deadline and any(
+            marked_pids(w.owner) for w in workers if w.node == self._local_node
+        ):
+            time.sleep(0.02)
         for worker in workers:
-            kill_owner(worker.owner, [worker.puid], [worker.node], self._local_node)
+            kill_owner(worker.owner, [worker.puid], [worker.node], self._local_node, _GRACE)
         for worker in workers:
             try:
                 worker.inq.destroy()

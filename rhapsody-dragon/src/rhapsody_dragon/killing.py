@@ -19,29 +19,32 @@ from .worker_side import MARK_OWNER, kill_marked
 log = logging.getLogger(__name__)
 
 
-def kill_owner(owner: str, puids: Iterable[int], nodes: Iterable[Any], local_node: Any) -> None:
-    """SIGKILL every process marked with ``owner`` on ``nodes`` (Dragon host ids)."""
+def kill_owner(
+    owner: str, puids: Iterable[int], nodes: Iterable[Any], local_node: Any, grace: float = 0.0
+) -> None:
+    """Stop every process marked with ``owner`` on ``nodes`` (Dragon host ids); see
+    :func:`~rhapsody_dragon.worker_side.kill_marked` for ``grace``."""
     from dragon.globalservices.process import kill as process_kill
 
-    kill_marked(owner, MARK_OWNER)
-    for puid in puids:  # tells Dragon at once, wherever the process is
+    kill_marked(owner, MARK_OWNER, grace)
+    for node in set(nodes) - {local_node}:
+        _kill_on_node(owner, node, grace)
+    for puid in puids:  # whatever is left, through Dragon, wherever it runs
         with contextlib.suppress(Exception):
             process_kill(puid, sig=signal.SIGKILL, hide_stderr=True)
-    for node in set(nodes) - {local_node}:
-        _kill_on_node(owner, node)
 
 
-def _kill_on_node(owner: str, node: Any) -> None:
+def _kill_on_node(owner: str, node: Any, grace: float) -> None:
     from dragon.infrastructure.policy import Policy
     from dragon.native.process import Process
 
     try:
         helper = Process(
             target=kill_marked,
-            args=(owner, MARK_OWNER),
+            args=(owner, MARK_OWNER, grace),
             policy=Policy(placement=Policy.Placement.HOST_ID, host_id=node),
         )
         helper.start()
-        helper.join(10)
+        helper.join(10 + grace)
     except Exception as exc:  # noqa: BLE001 - best effort: Dragon killed the main process already
         log.warning("could not reach node %s to kill processes of %s: %s", node, owner, exc)

@@ -65,7 +65,7 @@ class ProcessLauncher:
     def __init__(
         self,
         token: str,
-        outq: Any,
+        outq_blob: bytes,
         reaper: Reaper,
         out_dir: str,
         task_dir: Callable[[], str],
@@ -73,7 +73,7 @@ class ProcessLauncher:
         deliver: Deliver,
         running: Callable[[ComputeTask], None],
     ) -> None:
-        self._token, self._outq, self._reaper = token, outq, reaper
+        self._token, self._outq_blob, self._reaper = token, outq_blob, reaper
         self._out_dir, self._task_dir, self._local_node = out_dir, task_dir, local_node
         self._deliver, self._running = deliver, running
         self._lock = threading.Lock()
@@ -130,7 +130,7 @@ class ProcessLauncher:
         capture = self._capture_paths(task) if task.capture_stdio else None
         for rank, template in enumerate(job.plan):
             if is_function:
-                target, args = process_function, (self._outq, task.uid, rank, blob)
+                target, args = process_function, (self._outq_blob, task.uid, rank, blob)
                 out = err = None
             else:
                 target, args = self._command(task)
@@ -262,7 +262,9 @@ class ProcessLauncher:
     def kill(self, job: Job) -> None:
         with self._lock:
             puids, nodes = list(job.puids), set(job.nodes)
-        kill_owner(job.owner, puids, nodes, self._local_node)
+        # a function process may be sending its result: give it a moment (see kill_marked)
+        grace = 0.5 if job.task.function is not None else 0.0
+        kill_owner(job.owner, puids, nodes, self._local_node, grace)
 
     def stop(self) -> None:
         """Kill every job's processes and stop the launch threads."""

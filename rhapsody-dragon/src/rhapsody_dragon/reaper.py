@@ -1,15 +1,16 @@
 """One thread that learns when Dragon processes exit, for everything the backend started.
 
-It asks Dragon's global services about all watched processes at once (``multi_join``) and puts
-``("exits", [(puid, exit_code), ...])`` on the backend's result queue: after any result the
-process itself put there, so the reader always sees a process's result before its exit.
+It asks Dragon's global services about all watched processes at once (``multi_join``) and keeps
+the exits for the reader thread, which takes them (:meth:`Reaper.take`) before draining the
+result queue: whatever a process put there before it exited is then handled before its exit.
+(Only the reader touches the result queue in this process: a Dragon queue used for put and get
+by two threads of one process deadlocks.)
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -17,8 +18,8 @@ _POLL = 0.05  # seconds a multi_join waits before newly watched processes are in
 
 
 class Reaper:
-    def __init__(self, outq: Any) -> None:
-        self._outq = outq
+    def __init__(self) -> None:
+        self._exits: list[tuple[int, int | None]] = []
         self._watched: set[int] = set()
         self._cond = threading.Condition()
         self._stopping = False
@@ -31,6 +32,12 @@ class Reaper:
         with self._cond:
             self._watched.update(puids)
             self._cond.notify()
+
+    def take(self) -> list[tuple[int, int | None]]:
+        """The exits seen since the last call: ``[(puid, exit code), ...]``."""
+        with self._cond:
+            exits, self._exits = self._exits, []
+        return exits
 
     def forget(self, puid: int) -> None:
         with self._cond:
@@ -60,7 +67,7 @@ class Reaper:
                 continue
             with self._cond:
                 self._watched.difference_update(puid for puid, _ in exited)
-            self._outq.put(("exits", [(int(p), c) for p, c in exited]))
+                self._exits.extend((int(p), c) for p, c in exited)
 
     def _unknown(self, puids: list[int], exc: Exception) -> list[tuple[int, int | None]]:
         """multi_join refuses the whole list when one process is unknown: find it alone."""

@@ -130,8 +130,9 @@ class _Outbox:
                 self.flush()
 
 
-def pool_worker(inq: Any, outq: Any, wid: int) -> None:
+def pool_worker(inq: Any, outq_blob: bytes, wid: int) -> None:
     """A function-pool worker: runs chunks of calls from ``inq`` in order until it gets None."""
+    outq = cloudpickle.loads(outq_blob)
     outbox = _Outbox(outq, wid)
     stop = threading.Event()
 
@@ -139,6 +140,13 @@ def pool_worker(inq: Any, outq: Any, wid: int) -> None:
         while not stop.wait(TICK):
             outbox.tick()
 
+    def terminate(signum: int, frame: Any) -> None:
+        # Asked to stop (a call timed out or was canceled): wait for a send in progress, so that
+        # no Dragon queue is left half-written, then go.
+        outbox.lock.acquire(timeout=2)
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminate)
     thread = threading.Thread(target=flusher, name="rhapsody-flusher", daemon=True)
     loop = asyncio.new_event_loop()
     outq.put(("ready", wid))
@@ -168,8 +176,9 @@ def pool_worker(inq: Any, outq: Any, wid: int) -> None:
         loop.close()
 
 
-def process_function(outq: Any, uid: str, rank: int, blob: bytes) -> None:
+def process_function(outq_blob: bytes, uid: str, rank: int, blob: bytes) -> None:
     """The target of a function task run as its own Dragon process (one rank of a job)."""
+    outq = cloudpickle.loads(outq_blob)
     fn, args, kwargs = cloudpickle.loads(blob)
     ok, result, text, _, _ = call(fn, args, kwargs)
     outq.put(("proc", uid, rank, ok, result, text))
@@ -196,11 +205,25 @@ def marked_pids(value: str, name: str = MARK_OWNER) -> list[int]:
     return found
 
 
-def kill_marked(value: str, name: str = MARK_OWNER) -> int:
-    """SIGKILL every process on this node marked ``name=value``; how many were signalled."""
+def kill_marked(value: str, name: str = MARK_OWNER, grace: float = 0.0) -> int:
+    """Stop every process on this node marked ``name=value``; how many were signalled.
+
+    With ``grace``, SIGTERM first and SIGKILL what is left after ``grace`` seconds: a pool worker
+    then leaves Dragon's shared memory consistent (a process killed in the middle of a queue
+    operation can leave a lock held that the whole node's runtime then waits on).
+    """
     killed = 0
-    for _ in range(3):  # a process may fork while we look
+    if grace > 0:
         pids = marked_pids(value, name)
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while pids and time.monotonic() < deadline:
+            time.sleep(0.01)
+            pids = [p for p in marked_pids(value, name) if _running(p)]
+    for _ in range(3):  # a process may fork while we look
+        pids = [p for p in marked_pids(value, name) if _running(p)]
         if not pids:
             break
         for pid in pids:
@@ -208,3 +231,11 @@ def kill_marked(value: str, name: str = MARK_OWNER) -> int:
                 os.kill(pid, signal.SIGKILL)
                 killed += 1
     return killed
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

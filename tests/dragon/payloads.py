@@ -1,0 +1,61 @@
+"""Functions the tests run on Dragon processes (pickled by value: workers need not import them)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+
+
+def square(x: int = 3) -> int:
+    return x * x
+
+
+async def async_square(x: int) -> int:
+    await asyncio.sleep(0.01)
+    return x * x
+
+
+def add(a: int, b: int = 0) -> int:
+    return a + b
+
+
+def boom(message: str = "bad input") -> None:
+    raise ValueError(message)
+
+
+def sleep_forever(pid_file: str) -> None:
+    with open(pid_file, "w") as f:
+        f.write(str(os.getpid()))
+    time.sleep(300)
+
+
+def die_hard() -> None:
+    os._exit(3)
+
+
+def kill_myself() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def where_am_i() -> tuple[int, int, str | None]:
+    from dragon.native.machine import current
+
+    return os.getpid(), current().h_uid, os.environ.get("CUDA_VISIBLE_DEVICES")
+
+
+def chatty(x: int) -> int:
+    print(f"out {x}")
+    import sys
+
+    print(f"err {x}", file=sys.stderr)
+    return x
+
+
+def rank_info(tag: str) -> tuple[str, int]:
+    return tag, os.getpid()
+
+
+def fail_on_odd_pid() -> int:
+    return os.getpid()
