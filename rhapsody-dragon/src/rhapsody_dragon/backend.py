@@ -225,6 +225,8 @@ class DragonExecutionBackendV3(ExecutionBackend):
         if task.done:
             self._tasks.pop(task.uid, None)
             return
+        if self._closed:  # shutting down: what the shutdown stops ends CANCELED, not FAILED
+            return
         if outcome is _STARTED:
             self._sink(task, _RUNNING)
             return

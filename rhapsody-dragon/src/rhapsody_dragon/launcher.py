@@ -46,6 +46,7 @@ class Job:
     files: list[tuple[str | None, str | None]] = attrs.Factory(list)  # rank -> (out, err)
     ended: bool = False
     error: str | None = None  # why it could not start
+    first_failed: int | None = None  # the rank that failed first (the others may be killed)
 
 
 @attrs.frozen
@@ -59,6 +60,7 @@ class JobOutcome:
     stderr: list[str]
     error: str | None
     capture_files: tuple[str, str] | None
+    first_failed: int | None = None
 
 
 class ProcessLauncher:
@@ -200,6 +202,8 @@ class ProcessLauncher:
                 return False
             job, rank = found
             job.codes[rank] = code
+            if code != 0 and job.first_failed is None:
+                job.first_failed = rank
             finished = len(job.codes) == len(job.plan)
             failed = code != 0 and not finished and not job.ended
         if failed:  # one rank failed: stop the others rather than let them wait for it
@@ -231,6 +235,7 @@ class ProcessLauncher:
             stderr=errs,
             error=job.error,
             capture_files=capture,
+            first_failed=job.first_failed,
         )
         self._deliver(task, outcome)
 

@@ -39,10 +39,13 @@ def apply_job(task: ComputeTask, outcome: JobOutcome) -> bool:
         task.stdout, task.stderr = "".join(outcome.stdout), "".join(outcome.stderr)
         task.return_value = list(outcome.stdout) if job else task.stdout
     failed = [(r, c) for r, c in enumerate(outcome.codes) if c != 0]
-    task.exit_code = failed[0][1] if failed else 0
     if not failed:
+        task.exit_code = 0
         return True
     rank, code = failed[0]
+    if outcome.first_failed is not None:  # the one that failed, not one stopped because of it
+        rank, code = outcome.first_failed, outcome.codes[outcome.first_failed]
+    task.exit_code = code
     errs = outcome.stderr[rank] if outcome.capture_files is None else None
     where = f"process {rank} of {n}" if job else "it"
     detail = f"{where} {_how(code)}"
@@ -54,7 +57,12 @@ def apply_job(task: ComputeTask, outcome: JobOutcome) -> bool:
 
 def _apply_functions(task: ComputeTask, outcome: JobOutcome, n: int, job: bool) -> bool:
     values: list[Any] = []
-    for rank, code in enumerate(outcome.codes):
+    ranks = list(range(n))
+    if outcome.first_failed is not None:  # report the process that failed first
+        ranks.remove(outcome.first_failed)
+        ranks.insert(0, outcome.first_failed)
+    for rank in ranks:
+        code = outcome.codes[rank]
         result = outcome.results.get(rank)
         if result is None or not result[0]:
             where = f"process {rank} of {n}" if job else "its process"
@@ -76,7 +84,8 @@ def _apply_functions(task: ComputeTask, outcome: JobOutcome, n: int, job: bool) 
                 task.exception = error
             task.traceback, task.exit_code = result[2], code
             return False
-        values.append(_loads(result[1]))
+        values.append((rank, _loads(result[1])))
+    values = [v for _, v in sorted(values, key=lambda rv: rv[0])]
     task.exit_code = 0
     task.return_value = values if job else values[0]
     return True

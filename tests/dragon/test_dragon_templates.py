@@ -1,0 +1,199 @@
+"""process_template / process_templates: checks before anything runs, jobs, and placement."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from rhapsody_dragon import gpu_policies, gpu_slots
+from rhapsody_dragon.templates import TEMPLATE_KEYS, check_options
+
+from rhapsody.api import ComputeTask, TaskExecutionError, TaskState, TaskValidationError
+
+from . import payloads
+
+
+def options(**kwargs):
+    return ComputeTask(executable="/bin/true", task_backend_specific_kwargs=kwargs)
+
+
+@pytest.mark.parametrize("key", ["target", "args", "kwargs"])
+def test_a_template_may_not_set_what_the_task_gives(key):
+    with pytest.raises(TaskValidationError, match=key) as info:
+        check_options(options(process_template={key: "x"}))
+    assert "process_template" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"process_template": {"colour": 1}}, "colour"),
+        ({"process_template": {"stdout": -1}}, "stdout"),
+        ({"process_template": {"policy": "gpu0"}}, "policy"),
+        ({"process_template": {"env": {"A": 1}}}, "env"),
+        ({"process_template": "nope"}, "process_template"),
+        ({"process_templates": []}, "process_templates"),
+        ({"process_templates": [(0, {})]}, "process_templates[0][0]"),
+        ({"process_templates": [(2, {}), (2, {"args": []})]}, "process_templates[1][1]"),
+        ({"process_template": {}, "process_templates": [(1, {})]}, "process_templates"),
+        ({"nodes": 2}, "nodes"),
+    ],
+)
+def test_bad_options_name_the_field_expected_and_got(kwargs, named):
+    with pytest.raises(TaskValidationError) as info:
+        check_options(options(**kwargs))
+    assert named in str(info.value)
+    assert "expected" in str(info.value)
+
+
+@given(st.dictionaries(st.text(min_size=1, max_size=8), st.none(), max_size=4))
+def test_only_process_template_keys_are_accepted(template):
+    unknown = set(template) - set(TEMPLATE_KEYS)
+    if unknown:
+        with pytest.raises(TaskValidationError):
+            check_options(options(process_template=template))
+    else:
+        check_options(options(process_template=template))
+
+
+async def test_a_bad_template_fails_the_batch_before_anything_runs(session, tmp_path):
+    marker = tmp_path / "ran"
+    good = ComputeTask(executable="/bin/touch", arguments=[str(marker)])
+    bad = ComputeTask(
+        function=payloads.square,
+        task_backend_specific_kwargs={"process_template": {"target": payloads.square}},
+    )
+    with pytest.raises(TaskValidationError, match="target"):
+        await session.submit_tasks([good, bad])
+    await asyncio.sleep(0.5)
+    assert not marker.exists()
+
+
+async def test_single_process_templates_for_executables_and_functions(session):
+    exe = ComputeTask(
+        executable="/bin/bash",
+        arguments=["-c", "echo $HOSTNAME"],
+        task_backend_specific_kwargs={"process_template": {}},
+    )
+    fn = ComputeTask(
+        function=payloads.square, args=(6,), task_backend_specific_kwargs={"process_template": {}}
+    )
+    await session.submit_tasks([exe, fn])
+    await asyncio.gather(exe, fn)
+    assert exe.exit_code == 0 and exe.stdout.strip() == os.environ.get(
+        "HOSTNAME", exe.stdout.strip()
+    )
+    assert fn.return_value == 36
+
+
+async def test_jobs_return_per_process_results(session):
+    fn = ComputeTask(
+        function=payloads.rank_info,
+        args=("job",),
+        task_backend_specific_kwargs={"process_templates": [(2, {}), (2, {})]},
+    )
+    exe = ComputeTask(
+        executable="/bin/sh",
+        arguments=["-c", "echo one"],
+        task_backend_specific_kwargs={"process_templates": [(2, {}), (1, {"env": {"X": "1"}})]},
+    )
+    await session.submit_tasks([fn, exe])
+    await asyncio.gather(fn, exe)
+    assert [tag for tag, _ in fn.return_value] == ["job"] * 4
+    assert len({pid for _, pid in fn.return_value}) == 4  # four processes
+    assert exe.return_value == ["one\n"] * 3 and exe.stdout == "one\n" * 3
+
+
+async def test_a_job_fails_when_one_process_fails_and_the_rest_are_stopped(session):
+    exe = ComputeTask(
+        executable="/bin/sh",
+        arguments=["-c", 'if [ -n "$FAIL" ]; then echo broken >&2; exit 5; fi; sleep 60'],
+        task_backend_specific_kwargs={"process_templates": [(2, {}), (1, {"env": {"FAIL": "1"}})]},
+    )
+    fn = ComputeTask(
+        function=payloads.boom,
+        task_backend_specific_kwargs={"process_templates": [(2, {})]},
+    )
+    await session.submit_tasks([exe, fn])
+    await session.wait_tasks([exe, fn], timeout=30)
+    assert exe.state is TaskState.FAILED and exe.exit_code == 5
+    assert isinstance(exe.exception, TaskExecutionError)
+    assert "process 2 of 3" in str(exe.exception) and "broken" in str(exe.exception)
+    assert fn.state is TaskState.FAILED and "ValueError" in str(fn.exception)
+    assert "bad input" in fn.exception.stderr  # the traceback of the failing process
+
+
+async def test_a_template_function_that_raises_keeps_its_exception(session):
+    task = ComputeTask(
+        function=payloads.boom,
+        args=("oops",),
+        task_backend_specific_kwargs={"process_template": {}},
+    )
+    await session.submit_tasks([task])
+    await session.wait_tasks([task])
+    assert isinstance(task.exception, ValueError) and "oops" in task.traceback
+
+
+async def test_host_placement_is_honoured():
+    from dragon.infrastructure.policy import Policy
+    from dragon.native.machine import Node, System
+
+    node = Node(System().nodes[0])
+    here = Policy(placement=Policy.Placement.HOST_NAME, host_name=node.hostname)
+    nowhere = Policy(placement=Policy.Placement.HOST_NAME, host_name="no-such-node-xyz")
+    from rhapsody.api import Session
+    from rhapsody.backends import DragonExecutionBackendV3
+
+    backend = await DragonExecutionBackendV3(num_workers=1)
+    async with Session(backends=[backend]) as session:
+        placed = ComputeTask(
+            function=payloads.where_am_i,
+            task_backend_specific_kwargs={"process_template": {"policy": here}},
+        )
+        job = ComputeTask(
+            function=payloads.where_am_i,
+            task_backend_specific_kwargs={"process_templates": [(2, {"policy": here})]},
+        )
+        lost = ComputeTask(
+            executable="/bin/true",
+            task_backend_specific_kwargs={"process_template": {"policy": nowhere}},
+        )
+        await session.submit_tasks([placed, job, lost])
+        await session.wait_tasks([placed, job, lost], timeout=60)
+    assert placed.return_value[1] == node.h_uid
+    assert [h for _, h, _ in job.return_value] == [node.h_uid] * 2
+    # a policy naming a host that does not exist is not silently ignored
+    assert lost.state is TaskState.FAILED, lost.stdout
+
+
+def test_gpu_discovery_matches_dragon():
+    from dragon.native.machine import Node, System
+
+    expected = [(Node(h).hostname, g) for h in System().nodes for g in (Node(h).gpus or ())]
+    assert gpu_slots() == expected
+    assert len(gpu_policies()) == len(expected)
+
+
+@pytest.mark.skipif(
+    not any(
+        __import__("dragon.native.machine", fromlist=["Node"]).Node(h).gpus
+        for h in __import__("dragon.native.machine", fromlist=["System"]).System().nodes
+    ),
+    reason="this machine has no GPUs (Node.gpus is None): GPU affinity is checked where GPUs exist",
+)
+async def test_gpu_affinity_sets_cuda_visible_devices(session):
+    policies = gpu_policies()
+    tasks = [
+        ComputeTask(
+            function=payloads.where_am_i,
+            task_backend_specific_kwargs={"process_template": {"policy": p}},
+        )
+        for p in policies
+    ]
+    await session.submit_tasks(tasks)
+    await asyncio.gather(*tasks)
+    for policy, task in zip(policies, tasks, strict=True):
+        assert task.return_value[2] == ",".join(map(str, policy.gpu_affinity))
