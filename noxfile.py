@@ -7,7 +7,7 @@ import os
 
 import nox
 
-nox.options.sessions = ["lint", "core", "dask"]
+nox.options.sessions = ["lint", "core", "dask", "dragon"]
 nox.options.error_on_missing_interpreters = True
 
 TEST_DEPS = ["pytest>=8", "pytest-asyncio>=0.23", "hypothesis>=6.100"]
@@ -29,9 +29,30 @@ def dask(session: nox.Session) -> None:
 
 
 @nox.session
+def dragon(session: nox.Session) -> None:
+    """rhapsody-dragon's tests under a real Dragon runtime (``dragon pytest``), then the user
+    guide's Dragon examples (each started with ``dragon``); leftovers are cleaned either way."""
+    session.install("./rhapsody-core", "./rhapsody-dragon", *TEST_DEPS, "pytest-timeout")
+    env = {"PATH": f"{session.bin}:{os.environ.get('PATH', '')}"}
+    try:
+        session.run(
+            "dragon",
+            f"{session.bin}/pytest",
+            "tests/dragon",
+            "--timeout",
+            "300",
+            *session.posargs,
+            env=env,
+        )
+        session.run("pytest", "tests/dragon_docs", "--timeout", "600", env=env)
+    finally:
+        session.run("dragon-cleanup", env=env, success_codes=list(range(256)))
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff (lint and format) and mypy --strict on the sources."""
-    session.install("ruff", "mypy", "./rhapsody-core", "./rhapsody-dask")
+    session.install("ruff", "mypy", "./rhapsody-core", "./rhapsody-dask", "./rhapsody-dragon")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")

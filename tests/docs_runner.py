@@ -19,7 +19,7 @@ DOCS = ROOT / "docs"
 BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.S | re.M)
 
 # Pages about a sibling distribution are tested with that distribution installed.
-PAGES_OF = {"dask": ["dask-backend.md"]}
+PAGES_OF = {"dask": ["dask-backend.md"], "dragon": ["dragon-backend.md"]}
 
 
 def core_pages() -> list[Path]:
@@ -33,8 +33,9 @@ def blocks(pages: list[Path]) -> Iterator[object]:
             yield pytest.param(match.group(1), match.group(2), id=f"{page.stem}-{i}")
 
 
-def _session_members(sid: int) -> list[int]:
-    """Live processes of session ``sid`` (what an example started and did not stop)."""
+def _session_members(sid: int, field: int = 3) -> list[int]:
+    """Live processes of session ``sid`` (what an example started and did not stop); with
+    ``field=2``, of process group ``sid``."""
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -43,7 +44,7 @@ def _session_members(sid: int) -> list[int]:
                     fields = f.read().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if fields[0] != "Z" and int(fields[3]) == sid:
+            if fields[0] != "Z" and int(fields[field]) == sid:
                 found.append(int(entry))
     return found
 
@@ -56,12 +57,15 @@ def _cmdline(pid: int) -> str:
         return "?"
 
 
-def run_block(language: str, code: str, tmp_path: Path) -> None:
+def run_block(language: str, code: str, tmp_path: Path, launcher: str | None = None) -> None:
+    """Run one block; python blocks through ``launcher`` (e.g. ``dragon``) when given."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     if language == "python":
         script = tmp_path / "example.py"
         script.write_text(code)
         cmd = [sys.executable, str(script)]
+        if launcher is not None:
+            cmd = [str(Path(sys.executable).parent / launcher), str(script)]
     elif language == "bash":
         cmd = ["bash", "-euo", "pipefail", "-c", code]
     elif language == "toml":
@@ -77,7 +81,9 @@ def run_block(language: str, code: str, tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        start_new_session=True,
+        # Dragon's launcher hangs without a controlling terminal: its own process group instead
+        start_new_session=launcher is None,
+        process_group=0 if launcher is not None else None,
     )
     try:
         stdout, stderr = proc.communicate(timeout=300)
@@ -86,7 +92,9 @@ def run_block(language: str, code: str, tmp_path: Path) -> None:
         stdout, stderr = proc.communicate()
         pytest.fail(f"example did not finish in 300 s\nstdout:\n{stdout}\nstderr:\n{stderr}")
     deadline = time.monotonic() + 10  # processes already exiting get a moment to finish
-    while (left := _session_members(proc.pid)) and time.monotonic() < deadline:
+    while (
+        left := _session_members(proc.pid, 3 if launcher is None else 2)
+    ) and time.monotonic() < deadline:
         time.sleep(0.1)
     names = {pid: _cmdline(pid) for pid in left}
     for pid in left:

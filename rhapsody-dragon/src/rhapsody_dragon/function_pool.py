@@ -235,6 +235,7 @@ class FunctionPool:
     def _resolve(self, worker: Worker, uid: str) -> ComputeTask | None:
         """Take call ``uid`` off the worker's list (under the lock)."""
         inflight = worker.inflight
+        task: ComputeTask | None
         if inflight and inflight[0].uid == uid:
             task = inflight.popleft()
         else:  # not expected: results come in order

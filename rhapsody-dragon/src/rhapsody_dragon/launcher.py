@@ -130,6 +130,8 @@ class ProcessLauncher:
             else None
         )
         capture = self._capture_paths(task) if task.capture_stdio else None
+        target: Any
+        args: Any
         for rank, template in enumerate(job.plan):
             if is_function:
                 target, args = process_function, (self._outq_blob, task.uid, rank, blob)

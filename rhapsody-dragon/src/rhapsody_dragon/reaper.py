@@ -73,7 +73,7 @@ class Reaper:
         """multi_join refuses the whole list when one process is unknown: find it alone."""
         from dragon.globalservices.process import ProcessError, query
 
-        gone = []
+        gone: list[tuple[int, int | None]] = []
         for puid in puids:
             try:
                 descriptor = query(puid)
