@@ -16,7 +16,7 @@ from rhapsody_dragon.worker_side import MARK_BACKEND, marked_pids
 
 from rhapsody.api import Session
 
-from ..conftest import wait_until
+from ..conftest import pid_alive, wait_until
 from . import payloads
 
 cloudpickle.register_pickle_by_value(payloads)
@@ -31,7 +31,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def backend_processes() -> list[int]:
     """Live processes started by any rhapsody Dragon backend on this node."""
-    return [pid for pid in _marked() if _alive(pid)]
+    return [pid for pid in _marked() if pid_alive(pid)]
 
 
 def _marked() -> list[int]:
@@ -46,14 +46,6 @@ def _marked() -> list[int]:
         except OSError:
             continue
     return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 @pytest.fixture(autouse=True)
@@ -84,4 +76,4 @@ async def session(dragon, tmp_path) -> AsyncIterator[Session]:
 
 def owner_pids(backend, task) -> list[int]:
     """Live processes of ``task`` (marked with its owner) on this node."""
-    return [p for p in marked_pids(f"{backend._token}-{task.uid}") if _alive(p)]
+    return [p for p in marked_pids(f"{backend._token}-{task.uid}") if pid_alive(p)]
