@@ -31,6 +31,7 @@ from rhapsody.api import (
 )
 from rhapsody.backends import ExecutionBackend
 from rhapsody.backends.inbox import LoopInbox
+from rhapsody.backends.task_output import store_output
 
 from . import worker_side
 from .connection import DaskConnection, connect
@@ -357,11 +358,7 @@ class DaskExecutionBackend(ExecutionBackend):
     def _store_output(self, task: ComputeTask, out: str | None, err: str | None) -> None:
         if task.capture_stdio:
             assert self.session is not None
-            base = os.path.join(self.session.task_dir, task.uid)
-            for suffix, text in ((".stdout", out), (".stderr", err)):
-                with open(base + suffix, "w") as f:
-                    f.write(text or "")
-            task.stdout, task.stderr = base + ".stdout", base + ".stderr"
+            store_output(task, out, err, self.session.task_dir)
         else:
             task.stdout, task.stderr = out, err
 

@@ -91,10 +91,6 @@ class ProcessLauncher:
         for thread in self._threads:
             thread.start()
 
-    @property
-    def active(self) -> int:
-        return len(self._jobs)
-
     def submit(self, task: ComputeTask, plan: list[Template]) -> None:
         job = Job(task, plan, f"{self._token}-{task.uid}")
         with self._lock:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import cloudpickle  # type: ignore[import-untyped]
 
 from rhapsody.api import BackendError, ComputeTask, TaskExecutionError
+from rhapsody.backends.task_output import store_output
 
 from .function_pool import CallOutcome
 from .launcher import JobOutcome
@@ -104,14 +104,3 @@ def _how(code: int | None) -> str:
     if code < 0:
         return f"was killed by signal {-code}"
     return f"exited with code {code}"
-
-
-def store_output(task: ComputeTask, out: str | None, err: str | None, task_dir: str | None) -> None:
-    if task.capture_stdio and task_dir is not None:
-        base = os.path.join(task_dir, task.uid)
-        for suffix, text in ((".stdout", out), (".stderr", err)):
-            with open(base + suffix, "w") as f:
-                f.write(text or "")
-        task.stdout, task.stderr = base + ".stdout", base + ".stderr"
-    else:
-        task.stdout, task.stderr = out, err
