@@ -249,13 +249,15 @@ class DragonExecutionBackendV3(ExecutionBackend):
 
     async def cancel_tasks(self, tasks: Sequence[BaseTask]) -> None:
         mine = [t for t in tasks if isinstance(t, ComputeTask) and t.uid in self._tasks]
-        if mine and self._pool is not None:
-            await asyncio.to_thread(self._cancel, mine)
+        # CANCELED first: what the kill makes of a task ("killed by signal 9") arrives later
+        # and is then dropped, so a canceled task never ends FAILED.
         for task in mine:
             self._tasks.pop(task.uid, None)
             if not task.done:
                 task.exception = TaskCanceledError(task.uid, "canceled")
                 self._sink(task, _CANCELED)
+        if mine and self._pool is not None:
+            await asyncio.to_thread(self._cancel, mine)
 
     def _cancel(self, tasks: list[ComputeTask]) -> None:
         assert self._pool is not None and self._launcher is not None
