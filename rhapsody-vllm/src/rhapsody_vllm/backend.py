@@ -1,0 +1,333 @@
+"""``VllmInferenceBackend``: AITasks answered by vLLM's OpenAI-compatible server, either replicas
+this backend starts and manages (``model=``) or a server that already runs (``endpoint=``).
+
+Requests are not held back to form batches (vLLM batches continuously on its own): up to
+``max_in_flight`` are outstanding at any time, each sent to the healthy replica with the fewest
+outstanding requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from collections import deque
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import aiohttp
+
+from rhapsody.api import (
+    AITask,
+    BackendConfigurationError,
+    BackendError,
+    BaseTask,
+    RhapsodyError,
+    TaskCanceledError,
+    TaskState,
+)
+from rhapsody.backends import InferenceBackend
+
+from . import openai_api as api
+from .config import VllmModelConfig, model_config
+from .http_client import ServerUnreachable, auth_headers, get_json, new_http_session, post_json
+from .replicas import Replica, ReplicaSet, ReplicaState
+from .servers import LocalServer
+from .service import ManagedService, Placement
+
+_RUNNING, _DONE, _FAILED, _CANCELED = (
+    TaskState.RUNNING,
+    TaskState.DONE,
+    TaskState.FAILED,
+    TaskState.CANCELED,
+)
+LOOPBACK = "127.0.0.1"
+IN_FLIGHT_PER_REPLICA = 64
+
+
+class VllmInferenceBackend(InferenceBackend):
+    """Managed vLLM replicas (``model=``) or an existing server (``endpoint=``) for AITasks.
+
+    ``model`` is a model name or path, or a :class:`VllmModelConfig`. ``replicas`` servers are
+    started (each its own process: an engine crash never takes the workflow down), bound to
+    ``host`` (loopback by default). A replica that dies is restarted up to ``max_restarts`` times
+    and its in-flight requests are retried once on a healthy replica.
+    """
+
+    default_name: ClassVar[str] = "vllm"
+
+    def __init__(
+        self,
+        name: str | None = None,
+        model: str | VllmModelConfig | None = None,
+        *,
+        replicas: int | None = 1,
+        endpoint: str | None = None,
+        host: str = LOOPBACK,
+        api_key: str | None = None,
+        max_in_flight: int | None = None,
+        startup_timeout: float = 900.0,
+        max_restarts: int = 2,
+        log_dir: str | None = None,
+    ) -> None:
+        super().__init__(name)
+        owner = type(self).__name__
+        if endpoint is not None and (
+            type(endpoint) is not str or not endpoint.startswith(("http://", "https://"))
+        ):
+            raise BackendConfigurationError(
+                owner, "endpoint", "an http(s):// URL or None", endpoint
+            )
+        if endpoint is None:
+            if model is None:
+                raise BackendConfigurationError(
+                    owner,
+                    "model",
+                    "a model name or path, or a VllmModelConfig (or endpoint=)",
+                    None,
+                )
+            self.config: VllmModelConfig | None = model_config(model, owner)
+        else:
+            self.config = None if model is None else model_config(model, owner)
+        if replicas is not None and (type(replicas) is not int or replicas < 1):
+            raise BackendConfigurationError(owner, "replicas", "a positive int", replicas)
+        if type(host) is not str or not host:
+            raise BackendConfigurationError(owner, "host", "a host name or address", host)
+        if api_key is not None and (type(api_key) is not str or not api_key):
+            raise BackendConfigurationError(owner, "api_key", "a non-empty string or None", api_key)
+        if max_in_flight is not None and (type(max_in_flight) is not int or max_in_flight < 1):
+            raise BackendConfigurationError(owner, "max_in_flight", "a positive int", max_in_flight)
+        if type(startup_timeout) not in (int, float) or not startup_timeout > 0:
+            raise BackendConfigurationError(
+                owner, "startup_timeout", "a positive number of seconds", startup_timeout
+            )
+        if type(max_restarts) is not int or max_restarts < 0:
+            raise BackendConfigurationError(owner, "max_restarts", "an int >= 0", max_restarts)
+        if log_dir is not None and (type(log_dir) is not str or not log_dir):
+            raise BackendConfigurationError(owner, "log_dir", "a directory path or None", log_dir)
+        self._endpoint = endpoint.rstrip("/") if endpoint else None
+        self._replica_count = replicas
+        self._host, self._api_key = host, api_key
+        self._max_in_flight = max_in_flight
+        self._startup_timeout, self._max_restarts = float(startup_timeout), max_restarts
+        self._log_dir, self._own_log_dir = log_dir, False
+        self._headers = auth_headers(api_key)
+        self._set = ReplicaSet()
+        self._service: ManagedService | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._model_name: str | None = self.config.name if self.config else None
+        self._models: dict[str, str] = {}  # endpoint -> its model, for endpoints we did not start
+        self._limit = 0
+        self._in_flight = 0
+        self._pending: deque[AITask] = deque()
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._tasks: dict[str, AITask] = {}
+
+    # -- life cycle -------------------------------------------------------------------------------
+
+    @property
+    def endpoints(self) -> list[str]:
+        """The OpenAI base URLs (``http://host:port/v1``) of the healthy replicas."""
+        return [r.api for r in self._set.healthy()]
+
+    @property
+    def model_name(self) -> str | None:
+        """The model name requests use (the served name)."""
+        return self._model_name
+
+    async def initialize(self) -> None:
+        if self._endpoint is not None:
+            count = 1
+        else:
+            placements = await self._placements()
+            count = len(placements)
+        self._limit = self._max_in_flight or IN_FLIGHT_PER_REPLICA * count
+        self._http = new_http_session(self._limit + 16)
+        try:
+            if self._endpoint is not None:
+                root = self._endpoint.removesuffix("/v1")
+                self._set.add(Replica(index=0, root=root, state=ReplicaState.HEALTHY))
+                if self._model_name is None:
+                    self._model_name = await self._served_model(f"{root}/v1")
+                return
+            assert self.config is not None
+            if self._log_dir is None:
+                self._log_dir, self._own_log_dir = tempfile.mkdtemp(prefix="rhapsody-vllm-"), True
+            self._service = ManagedService(
+                config=self.config,
+                placements=placements,
+                launch=self._launcher(),
+                replicas=self._set,
+                http=self._http,
+                api_key=self._api_key,
+                startup_timeout=self._startup_timeout,
+                max_restarts=self._max_restarts,
+                log_dir=self._log_dir,
+            )
+            await self._service.start()
+        except BaseException:
+            await self._release()
+            raise
+
+    async def _placements(self) -> list[Placement]:
+        """Where the replicas run; subclasses place them elsewhere."""
+        return [Placement(self._host, _connect_host(self._host))] * (self._replica_count or 1)
+
+    def _launcher(self) -> Any:
+        def launch(
+            argv: list[str], env: Mapping[str, str], log_path: str, placement: Placement
+        ) -> LocalServer:
+            return LocalServer(argv, env, log_path)
+
+        return launch
+
+    async def shutdown(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for task in list(self._tasks.values()):
+            self._end(task, TaskCanceledError(task.uid, f"backend {self.name!r} shut down"))
+        running = list(self._running.values())
+        for request in running:
+            request.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        await self._release()
+
+    async def _release(self) -> None:
+        if self._service is not None:
+            await self._service.stop()
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+        if self._own_log_dir and self._log_dir:
+            shutil.rmtree(self._log_dir, ignore_errors=True)
+            self._log_dir, self._own_log_dir = None, False
+
+    # -- tasks ------------------------------------------------------------------------------------
+
+    def check_options(self, task: BaseTask) -> None:
+        assert isinstance(task, AITask)
+        api.check_options(task)
+
+    async def submit_tasks(self, tasks: Sequence[BaseTask]) -> None:
+        if self._closed:
+            raise BackendError(f"backend {self.name!r} is shut down")
+        await self._ensure_initialized()
+        for task in tasks:
+            assert isinstance(task, AITask)
+            self._tasks[task.uid] = task
+            self._pending.append(task)
+        self._pump()
+
+    async def cancel_tasks(self, tasks: Sequence[BaseTask]) -> None:
+        # Also for tasks that already ended: the session fails a timed-out task, then asks here
+        # to stop the request behind it.
+        for task in tasks:
+            if task.uid in self._tasks:
+                assert isinstance(task, AITask)
+                self._end(task, TaskCanceledError(task.uid, "canceled"))
+            request = self._running.get(task.uid)
+            if request is not None:
+                request.cancel()
+
+    def _pump(self) -> None:
+        """Send pending requests while fewer than the limit are outstanding."""
+        pending, running = self._pending, self._running
+        while pending and self._in_flight < self._limit:
+            task = pending.popleft()
+            if task.done:  # canceled while it waited
+                continue
+            self._in_flight += 1
+            self._sink(task, _RUNNING)
+            running[task.uid] = asyncio.ensure_future(self._serve(task))
+
+    async def _serve(self, task: AITask) -> None:
+        # The session owns per-task timeouts: it fails the task, then cancels it here.
+        try:
+            response, usage = await self._answer(task)
+        except asyncio.CancelledError:
+            pass  # cancel_tasks / shutdown already ended the task
+        except RhapsodyError as exc:
+            self._end(task, exc)
+        except Exception as exc:  # noqa: BLE001 - whatever went wrong fails this task only
+            self._end(task, BackendError(f"task {task.uid}: {type(exc).__name__}: {exc}"))
+        else:
+            if not task.done:
+                task.response, task.usage = response, usage
+                self._tasks.pop(task.uid, None)
+                self._sink(task, _DONE)
+        finally:
+            self._in_flight -= 1
+            self._running.pop(task.uid, None)
+            if not self._closed:
+                self._pump()
+
+    def _end(self, task: AITask, error: BaseException) -> None:
+        self._tasks.pop(task.uid, None)
+        if not task.done:
+            task.exception = error
+            self._sink(task, _CANCELED if isinstance(error, TaskCanceledError) else _FAILED)
+
+    async def _answer(self, task: AITask) -> tuple[Any, dict[str, int]]:
+        if task.inference_endpoint is not None:
+            api_url = task.inference_endpoint.rstrip("/")
+            model = task.model or self._models.get(api_url) or await self._served_model(api_url)
+            return await self._ask(api_url, model, task)
+        retried = False
+        while True:
+            replica = await self._set.acquire()
+            replica.outstanding += 1
+            try:
+                return await self._ask(replica.api, task.model or self._model_name or "", task)
+            except ServerUnreachable as exc:
+                if self._service is not None:
+                    self._service.check(replica)
+                if retried:
+                    raise BackendError(
+                        f"task {task.uid}: the request failed on two replicas; last: {exc}"
+                    ) from exc
+                retried = True
+            finally:
+                replica.outstanding -= 1
+
+    async def _ask(self, api_url: str, model: str, task: AITask) -> tuple[Any, dict[str, int]]:
+        http = self._http
+        if http is None:
+            raise BackendError(f"backend {self.name!r} is not running")
+        usage: dict[str, int] = {}
+        if task.system_prompt is None:
+            data = await post_json(
+                http, api_url + api.COMPLETIONS, api.completion_body(task, model), self._headers
+            )
+            api.add_usage(usage, data)
+            if isinstance(task.prompt, str):
+                return api.completion_texts(data, 1)[0], usage
+            return api.completion_texts(data, len(task.prompt)), usage
+        answers = await asyncio.gather(
+            *(
+                post_json(http, api_url + api.CHAT, body, self._headers)
+                for body in api.chat_bodies(task, model)
+            )
+        )
+        for data in answers:
+            api.add_usage(usage, data)
+        texts = [api.chat_text(data) for data in answers]
+        return (texts[0] if isinstance(task.prompt, str) else texts), usage
+
+    async def _served_model(self, api_url: str) -> str:
+        """The (first) model an endpoint serves, asked once."""
+        assert self._http is not None
+        try:
+            data = await get_json(self._http, f"{api_url}/models", self._headers)
+            model = str(data["data"][0]["id"])
+        except ServerUnreachable as exc:
+            raise BackendError(f"inference endpoint {api_url} cannot be reached: {exc}") from exc
+        except (KeyError, IndexError, TypeError) as exc:
+            raise BackendError(f"inference endpoint {api_url} lists no model") from exc
+        self._models[api_url] = model
+        return model
+
+
+def _connect_host(bind_host: str) -> str:
+    # A server bound to every interface is reached here through loopback.
+    return LOOPBACK if bind_host in ("0.0.0.0", "::", "") else bind_host

@@ -1,0 +1,209 @@
+"""The vLLM backend against a real vLLM server (one per test run, started by the backend).
+
+The model has random weights, so answers are gibberish: the tests check what the backend
+controls (routing, order, token counts, errors, timeouts, faults), with ``ignore_eos`` making
+token counts exact and ``temperature=0`` making answers repeatable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+import aiohttp
+import pytest
+from rhapsody_vllm import InferenceRequestError, VllmInferenceBackend
+
+from rhapsody.api import (
+    AITask,
+    BackendError,
+    ComputeTask,
+    Session,
+    TaskState,
+    TaskTimeoutError,
+)
+
+from ..conftest import wait_until
+
+pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(600)]
+
+EXACT = {"extra_body": {"ignore_eos": True}}  # generate exactly max_tokens tokens
+
+
+async def run(session: Session, *tasks: AITask) -> list[AITask]:
+    await session.submit_tasks(list(tasks))
+    await session.wait_tasks(list(tasks))
+    return list(tasks)
+
+
+async def test_user_code_from_the_issue(session: Session, tmp_path) -> None:
+    script = tmp_path / "simulate.sh"
+    script.write_text("#!/bin/sh\necho simulated 42\n")
+    script.chmod(0o755)
+    sim_task = ComputeTask(executable=str(script), backend="hpc_cluster")
+    summary_task = AITask(prompt="Summarize the simulation findings: ...", backend="vllm_test")
+    await session.submit_tasks([sim_task, summary_task])
+    await sim_task
+    assert sim_task.return_value.strip() == "simulated 42"
+    await summary_task
+    assert isinstance(summary_task.response, str)
+    assert summary_task.usage["prompt_tokens"] > 0
+
+
+async def test_ai_task_without_backend_goes_to_the_inference_backend(session: Session) -> None:
+    (task,) = await run(session, AITask(prompt="Hello world", max_tokens=4))
+    assert task.state is TaskState.DONE and task.backend == "vllm_test"
+
+
+async def test_max_tokens_and_usage(session: Session) -> None:
+    (task,) = await run(
+        session, AITask(prompt="Hello world", max_tokens=7, task_backend_specific_kwargs=EXACT)
+    )
+    assert task.usage["completion_tokens"] == 7
+    assert task.usage["total_tokens"] == task.usage["prompt_tokens"] + 7
+
+
+async def test_list_of_prompts_answered_in_order(session: Session) -> None:
+    prompts = ["The quick brown fox", "Hello world", "Scientists run workflows"]
+    greedy = {"temperature": 0.0, "max_tokens": 6, "task_backend_specific_kwargs": EXACT}
+    batch, *singles = await run(
+        session,
+        AITask(prompt=prompts, **greedy),
+        *(AITask(prompt=p, **greedy) for p in prompts),
+    )
+    assert batch.response == [t.response for t in singles]
+    assert batch.usage["completion_tokens"] == 18
+
+
+async def test_system_prompt_uses_the_chat_endpoint(session: Session) -> None:
+    plain, chat = await run(
+        session,
+        AITask(prompt="Hello", max_tokens=3),
+        AITask(prompt="Hello", system_prompt="You are terse.", max_tokens=3),
+    )
+    assert isinstance(chat.response, str)
+    # The chat template wraps both messages: more prompt tokens than the bare prompt.
+    assert chat.usage["prompt_tokens"] > plain.usage["prompt_tokens"] + 3
+
+
+async def test_chat_with_a_list_of_prompts(session: Session) -> None:
+    (task,) = await run(
+        session,
+        AITask(
+            prompt=["a", "b"],
+            system_prompt="sys",
+            max_tokens=2,
+            **{"task_backend_specific_kwargs": EXACT},
+        ),
+    )
+    assert len(task.response) == 2 and task.usage["completion_tokens"] == 4
+
+
+async def test_server_error_fails_that_task_with_the_servers_message(session: Session) -> None:
+    too_long, fine = await run(
+        session, AITask(prompt="word " * 400), AITask(prompt="Hello", max_tokens=2)
+    )
+    assert too_long.state is TaskState.FAILED
+    assert isinstance(too_long.exception, InferenceRequestError)
+    assert too_long.exception.status == 400
+    assert "maximum context length" in str(too_long.exception)
+    assert fine.state is TaskState.DONE
+
+
+async def test_unknown_model_name_fails_with_the_servers_message(session: Session) -> None:
+    (task,) = await run(session, AITask(prompt="Hello", model="no-such-model"))
+    assert task.state is TaskState.FAILED and "no-such-model" in str(task.exception)
+
+
+async def test_timeout_fails_the_task_and_the_rest_carry_on(session: Session) -> None:
+    slow = AITask(prompt="Hello", max_tokens=250, task_backend_specific_kwargs=EXACT, timeout=0.05)
+    quick = AITask(prompt="Hello", max_tokens=2)
+    await run(session, slow, quick)
+    assert slow.state is TaskState.FAILED and isinstance(slow.exception, TaskTimeoutError)
+    assert quick.state is TaskState.DONE
+
+
+async def test_cancel_a_running_request(session: Session) -> None:
+    task = AITask(prompt="Hello", max_tokens=250, task_backend_specific_kwargs=EXACT)
+    await session.submit_tasks([task])
+    assert await session.cancel_tasks([task]) == 1
+    assert task.state is TaskState.CANCELED
+
+
+async def test_many_requests_in_flight(session: Session) -> None:
+    tasks = [AITask(prompt=f"Hello {i}", max_tokens=16) for i in range(128)]
+    await run(session, *tasks)
+    assert {t.state for t in tasks} == {TaskState.DONE}
+
+
+async def test_endpoints_serve_a_plain_openai_client(served: VllmInferenceBackend) -> None:
+    (url,) = served.endpoints
+    assert url.startswith("http://127.0.0.1:") and url.endswith("/v1")
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            f"{url}/completions", json={"model": "tiny", "prompt": "Hi", "max_tokens": 2}
+        ) as resp:
+            assert resp.status == 200
+            assert len((await resp.json())["choices"]) == 1
+
+
+async def test_endpoint_mode_and_per_task_endpoint(served: VllmInferenceBackend) -> None:
+    (url,) = served.endpoints
+    backend = VllmInferenceBackend(name="existing", endpoint=url)  # model found at /v1/models
+    async with Session(backends=[backend]) as s:
+        assert backend.model_name == "tiny"
+        tasks = await run(
+            s,
+            AITask(prompt="Hello", max_tokens=2),
+            AITask(prompt="Hello", max_tokens=2, inference_endpoint=url),
+        )
+        assert {t.state for t in tasks} == {TaskState.DONE}
+    assert served.endpoints == [url]  # closing that session left the managed server alone
+
+
+# -- faults of the real server (last: they kill it) ------------------------------------------------
+
+
+def _kill_server(backend: VllmInferenceBackend) -> None:
+    (replica,) = backend._set.replicas
+    os.killpg(replica.server.pid, signal.SIGKILL)
+
+
+async def test_killed_replica_is_restarted_and_its_requests_retried(
+    session: Session, served: VllmInferenceBackend
+) -> None:
+    (before,) = served.endpoints
+    tasks = [
+        AITask(prompt="Hello", max_tokens=240, task_backend_specific_kwargs=EXACT)
+        for _ in range(32)
+    ]
+    await session.submit_tasks(tasks)
+    await asyncio.sleep(0.2)
+    _kill_server(served)
+    assert any(t.state is TaskState.RUNNING for t in tasks)  # killed with requests in flight
+    await session.wait_tasks(tasks, timeout=300)
+    assert {t.state for t in tasks} == {TaskState.DONE}, [t.exception for t in tasks]
+    assert served._set.replicas[0].restarts == 1
+    assert served.endpoints and served.endpoints != [before]
+
+
+async def test_no_replica_left_fails_outstanding_tasks(
+    session: Session, served: VllmInferenceBackend
+) -> None:
+    tasks = [
+        AITask(prompt="Hello", max_tokens=240, task_backend_specific_kwargs=EXACT)
+        for _ in range(32)
+    ]
+    await session.submit_tasks(tasks)
+    await asyncio.sleep(0.2)
+    _kill_server(served)  # max_restarts=1 is used up
+    assert any(t.state is TaskState.RUNNING for t in tasks)
+    await session.wait_tasks(tasks, timeout=60)
+    assert {t.state for t in tasks} == {TaskState.FAILED}
+    assert all(isinstance(t.exception, BackendError) for t in tasks)
+    assert "no vLLM replica is left" in str(tasks[0].exception)
+    late = AITask(prompt="Hello")
+    await run(session, late)
+    assert late.state is TaskState.FAILED
+    assert wait_until(lambda: not served.endpoints)
