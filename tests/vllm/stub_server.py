@@ -80,7 +80,9 @@ def main() -> None:
             msg = f"This model's maximum context length is {args.max_model_len} tokens."
             return web.json_response({"error": {"message": msg}}, status=400)
         params = {
-            k: body[k] for k in ("temperature", "max_tokens", "top_p", "top_k", "stop") if k in body
+            k: body[k]
+            for k in ("temperature", "max_tokens", "top_p", "top_k", "stop", "seed")
+            if k in body
         }
         texts = [
             f"echo:{p}|{json.dumps(params, sort_keys=True)}|pid={os.getpid()}" for p in prompts

@@ -147,8 +147,10 @@ class VllmInferenceBackend(InferenceBackend):
             if self._endpoint is not None:
                 root = self._endpoint.removesuffix("/v1")
                 self._set.add(Replica(index=0, root=root, state=ReplicaState.HEALTHY))
+                # Asked even when the model is given: a wrong URL fails here, not in every task.
+                served = await self._served_model(f"{root}/v1")
                 if self._model_name is None:
-                    self._model_name = await self._served_model(f"{root}/v1")
+                    self._model_name = served
                 return
             assert self.config is not None
             if self._log_dir is None:
@@ -273,22 +275,23 @@ class VllmInferenceBackend(InferenceBackend):
             api_url = task.inference_endpoint.rstrip("/")
             model = task.model or self._models.get(api_url) or await self._served_model(api_url)
             return await self._ask(api_url, model, task)
-        retried = False
+        failed: Replica | None = None
         while True:
-            replica = await self._set.acquire()
+            replica = await self._set.acquire(avoid=failed)
             replica.outstanding += 1
             try:
                 return await self._ask(replica.api, task.model or self._model_name or "", task)
             except ServerUnreachable as exc:
-                if self._service is not None:
-                    self._service.check(replica)
-                if retried:
+                if failed is not None:
                     raise BackendError(
-                        f"task {task.uid}: the request failed on two replicas; last: {exc}"
+                        f"task {task.uid}: the request failed, and failed again when retried; "
+                        f"last: {exc}"
                     ) from exc
-                retried = True
+                failed = replica
             finally:
                 replica.outstanding -= 1
+            if self._service is not None:  # retried once, once the failure is understood
+                await self._service.confirm(failed)
 
     async def _ask(self, api_url: str, model: str, task: AITask) -> tuple[Any, dict[str, int]]:
         http = self._http

@@ -51,20 +51,26 @@ class ReplicaSet:
     def healthy(self) -> list[Replica]:
         return [r for r in self.replicas if r.state is ReplicaState.HEALTHY]
 
-    def pick(self) -> Replica | None:
-        """The healthy replica with the fewest outstanding requests (None if none is healthy)."""
+    def pick(self, avoid: Replica | None = None) -> Replica | None:
+        """The healthy replica with the fewest outstanding requests, other than ``avoid`` when
+        there is another (None if none is healthy)."""
         best: Replica | None = None
         for replica in self.replicas:
-            if replica.state is ReplicaState.HEALTHY and (
-                best is None or replica.outstanding < best.outstanding
+            if (
+                replica.state is ReplicaState.HEALTHY
+                and replica is not avoid
+                and (best is None or replica.outstanding < best.outstanding)
             ):
                 best = replica
+        if best is None and avoid is not None and avoid.state is ReplicaState.HEALTHY:
+            return avoid
         return best
 
-    async def acquire(self) -> Replica:
-        """A replica to send a request to; raises :class:`BackendError` when none is left."""
+    async def acquire(self, avoid: Replica | None = None) -> Replica:
+        """A replica to send a request to (preferably not ``avoid``, where one just failed);
+        raises :class:`BackendError` when none is left."""
         while True:
-            replica = self.pick()
+            replica = self.pick(avoid)
             if replica is not None:
                 return replica
             if not any(r.state is ReplicaState.STARTING for r in self.replicas):

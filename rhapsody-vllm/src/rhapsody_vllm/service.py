@@ -124,7 +124,7 @@ class ManagedService:
         tail = log_tail(server.log_path)
         return (
             f"vLLM server for {self._config.model!r} (replica {replica.index}, {server.where}, "
-            f"{replica.root}) {why}; last lines of its log {server.log_path}:\n{tail}"
+            f"{replica.root}) {why}; last lines of its log:\n{tail}"
         )
 
     def _dead(self, replica: Replica, why: str) -> None:
@@ -140,8 +140,17 @@ class ManagedService:
                 if replica.state is ReplicaState.HEALTHY:
                     self.check(replica)
 
+    async def confirm(self, replica: Replica, within: float = 1.0) -> None:
+        """A request to ``replica`` broke: give its server ``within`` seconds to be seen exiting
+        (a reset connection arrives before the exit status) and handle the death if it does."""
+        deadline = time.monotonic() + within
+        server = replica.server
+        while server is not None and server.exit_code() is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        self.check(replica)
+
     def check(self, replica: Replica) -> None:
-        """Called when a request to ``replica`` broke: if its server exited, handle the death."""
+        """If the server of ``replica`` exited, handle the death (restart it or give it up)."""
         server = replica.server
         code = None if server is None else server.exit_code()
         if code is None or replica.state is not ReplicaState.HEALTHY or self._closing:

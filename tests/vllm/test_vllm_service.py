@@ -1,0 +1,203 @@
+"""The backend's own service logic (start-up failures, balancing, retries, restarts, limits),
+against real server processes of a stand-in OpenAI-compatible server (``stub_server.py``)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import os
+import signal
+
+import aiohttp
+import pytest
+from rhapsody_vllm import DragonVllmInferenceBackend, InferenceRequestError, VllmInferenceBackend
+
+from rhapsody.api import AITask, BackendError, Session, TaskState
+
+from ..conftest import wait_until
+from .conftest import stub_config
+
+pytestmark = [pytest.mark.usefixtures("nothing_left"), pytest.mark.timeout(120)]
+
+
+async def run(session: Session, tasks: list[AITask]) -> list[AITask]:
+    await session.submit_tasks(tasks)
+    await session.wait_tasks(tasks, timeout=60)
+    return tasks
+
+
+def pid_of(task: AITask) -> str:
+    return task.response.rsplit("pid=", 1)[1]
+
+
+async def test_server_exiting_at_start_up_raises_with_its_log() -> None:
+    backend = VllmInferenceBackend(model=stub_config("--exit-at-start", "3"))
+    with pytest.raises(BackendError) as err:
+        await backend
+    message = str(err.value)
+    assert "exited with code 3 during start-up" in message
+    assert "ValueError: model not found (stub)" in message  # the log's last lines
+    await backend.shutdown()
+
+
+async def test_start_up_timeout_raises_and_kills_the_server() -> None:
+    backend = VllmInferenceBackend(model=stub_config("--never-healthy"), startup_timeout=1.5)
+    with pytest.raises(BackendError, match=r"(?s)not healthy after 1.5 s.*stub server starting"):
+        await backend
+    await backend.shutdown()
+
+
+async def test_one_failing_replica_stops_the_others() -> None:
+    backend = VllmInferenceBackend(model=stub_config("--exit-at-start", "1"), replicas=3)
+    with pytest.raises(BackendError):
+        await backend
+    await backend.shutdown()
+
+
+async def test_replicas_get_distinct_ports_on_loopback(tmp_path) -> None:
+    state = tmp_path / "state.jsonl"
+    backend = VllmInferenceBackend(model=stub_config("--state-file", str(state)), replicas=3)
+    async with Session(backends=[backend]):
+        starts = [json.loads(line) for line in state.read_text().splitlines()]
+        assert {s["host"] for s in starts} == {"127.0.0.1"}
+        assert len({s["port"] for s in starts}) == 3
+        assert len({s["vllm_port"] for s in starts}) == 3
+        vllm_ports = sorted(int(s["vllm_port"]) for s in starts)
+        assert all(b - a >= 16 for a, b in itertools.pairwise(vllm_ports))
+        assert sorted(backend.endpoints) == sorted(
+            f"http://127.0.0.1:{s['port']}/v1" for s in starts
+        )
+
+
+async def test_requests_spread_over_replicas_by_outstanding_count() -> None:
+    backend = VllmInferenceBackend(model=stub_config("--delay", "0.2"), replicas=2)
+    async with Session(backends=[backend]) as s:
+        tasks = await run(s, [AITask(prompt=f"p{i}") for i in range(40)])
+        per_replica: dict[str, int] = {}
+        for task in tasks:
+            per_replica[pid_of(task)] = per_replica.get(pid_of(task), 0) + 1
+        assert sorted(per_replica.values()) == [20, 20]
+
+
+async def test_in_flight_requests_are_bounded() -> None:
+    backend = VllmInferenceBackend(model=stub_config("--delay", "0.1"), max_in_flight=3)
+    async with Session(backends=[backend]) as s:
+        tasks = await run(s, [AITask(prompt=f"p{i}") for i in range(15)])
+        assert {t.state for t in tasks} == {TaskState.DONE}
+        async with aiohttp.ClientSession() as http:
+            root = backend.endpoints[0].removesuffix("/v1")
+            async with http.get(f"{root}/stats") as resp:
+                stats = await resp.json()
+        assert stats["max_outstanding"] == 3
+
+
+async def test_sampling_parameters_reach_the_server() -> None:
+    backend = VllmInferenceBackend(model=stub_config())
+    async with Session(backends=[backend]) as s:
+        (task,) = await run(
+            s,
+            [
+                AITask(
+                    prompt="p",
+                    temperature=0.5,
+                    max_tokens=9,
+                    top_p=0.9,
+                    top_k=5,
+                    stop_sequences=["\n"],
+                    task_backend_specific_kwargs={"extra_body": {"seed": 7}},
+                )
+            ],
+        )
+        params = json.loads(task.response.split("|")[1])
+        assert params == {
+            "max_tokens": 9,
+            "seed": 7,
+            "stop": ["\n"],
+            "temperature": 0.5,
+            "top_k": 5,
+            "top_p": 0.9,
+        }
+        assert task.usage == {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
+
+
+async def test_list_answers_follow_prompt_order_not_reply_order() -> None:
+    backend = VllmInferenceBackend(model=stub_config())
+    async with Session(backends=[backend]) as s:
+        (task,) = await run(s, [AITask(prompt=["a", "b", "c"])])
+        assert [r.split("|")[0] for r in task.response] == ["echo:a", "echo:b", "echo:c"]
+
+
+async def test_killed_replica_requests_retried_on_the_other_and_it_restarts() -> None:
+    backend = VllmInferenceBackend(model=stub_config("--delay", "1.0"), replicas=2, max_restarts=1)
+    async with Session(backends=[backend]) as s:
+        tasks = [AITask(prompt=f"p{i}") for i in range(10)]
+        await s.submit_tasks(tasks)
+        await asyncio.sleep(0.3)
+        victim = backend._set.replicas[0]
+        os.killpg(victim.server.pid, signal.SIGKILL)
+        await s.wait_tasks(tasks, timeout=60)
+        assert {t.state for t in tasks} == {TaskState.DONE}, [t.exception for t in tasks]
+        survivor = str(backend._set.replicas[1].server.pid)
+        assert sum(pid_of(t) == survivor for t in tasks) >= 5  # the victim's were retried there
+        assert wait_until(lambda: len(backend.endpoints) == 2, timeout=30)
+        assert victim.restarts == 1
+
+
+async def test_restarts_are_bounded_then_tasks_fail_never_hang() -> None:
+    # Every server dies at its 2nd request; 2 restarts allowed: 3 servers in all.
+    backend = VllmInferenceBackend(model=stub_config("--die-after", "2"), max_restarts=2)
+    async with Session(backends=[backend]) as s:
+        done = failed = 0
+        for i in range(8):
+            (task,) = await run(s, [AITask(prompt=f"p{i}")])
+            done += task.state is TaskState.DONE
+            if task.state is TaskState.FAILED:
+                failed += 1
+                assert isinstance(task.exception, BackendError)
+        assert backend._set.replicas[0].restarts == 2
+        assert done == 3 and failed == 5
+        assert "no vLLM replica is left" in str(task.exception)
+
+
+async def test_api_key_is_required_by_the_server() -> None:
+    backend = VllmInferenceBackend(model=stub_config(), api_key="s3cret")
+    async with Session(backends=[backend]) as s:
+        (ok,) = await run(s, [AITask(prompt="p")])
+        assert ok.state is TaskState.DONE
+        anonymous = VllmInferenceBackend(name="anon", endpoint=backend.endpoints[0])
+        async with Session(backends=[anonymous]) as s2:
+            (denied,) = await run(s2, [AITask(prompt="p", model="stub-model")])
+        assert isinstance(denied.exception, InferenceRequestError)
+        assert denied.exception.status == 401 and "invalid api key" in str(denied.exception)
+
+
+async def test_unreachable_endpoint_fails_at_start() -> None:
+    backend = VllmInferenceBackend(endpoint="http://127.0.0.1:9/v1")
+    with pytest.raises(BackendError, match="cannot be reached"):
+        await backend
+    await backend.shutdown()
+
+
+async def test_shutdown_cancels_outstanding_tasks() -> None:
+    backend = VllmInferenceBackend(model=stub_config("--delay", "30"))
+    s = Session(backends=[backend])
+    await s.start()
+    tasks = [AITask(prompt=f"p{i}") for i in range(5)]
+    await s.submit_tasks(tasks)
+    await asyncio.sleep(0.2)
+    await s.close()
+    assert {t.state for t in tasks} == {TaskState.CANCELED}
+    assert backend.endpoints == []
+
+
+async def test_dragon_backend_without_the_runtime_runs_local_processes(caplog) -> None:
+    assert "DRAGON_MY_PUID" not in os.environ
+    backend = DragonVllmInferenceBackend(name="dv", model=stub_config())
+    with caplog.at_level(logging.WARNING, logger="rhapsody_vllm"):
+        async with Session(backends=[backend]) as s:
+            (task,) = await run(s, [AITask(prompt="p")])
+    lines = [r.getMessage() for r in caplog.records if "no Dragon runtime" in r.getMessage()]
+    assert len(lines) == 1 and "local processes" in lines[0]
+    assert task.state is TaskState.DONE and not backend.uses_dragon
