@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 STOP_GRACE = 10.0  # seconds a server gets to exit after SIGTERM before SIGKILL
+# Dragon-started servers carry ``RHAPSODY_DRAGON_OWNER=<this prefix><id>`` in their environment.
+VLLM_OWNER_PREFIX = "rhapsody-vllm-"
 
 
 def log_tail(path: str, lines: int = 30) -> str:
@@ -97,7 +99,7 @@ class DragonServer:
         from rhapsody_dragon.worker_side import MARK_OWNER
 
         self.log_path, self.where = log_path, where
-        self._owner = f"vllm-{uuid.uuid4().hex[:12]}"
+        self._owner = f"{VLLM_OWNER_PREFIX}{uuid.uuid4().hex[:12]}"
         self._local_node = this_node_huid()
         self._proc = Process(
             argv[0],
