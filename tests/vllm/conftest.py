@@ -38,6 +38,10 @@ def stub_config(*flags: str, model: str = "stub-model") -> VllmModelConfig:
     return VllmModelConfig(model=model, server_command=(sys.executable, STUB), extra_args=flags)
 
 
+def shm() -> set[str]:
+    return set(os.listdir("/dev/shm"))
+
+
 def vllm_log_dirs() -> set[str]:
     return set(glob.glob(os.path.join(tempfile.gettempdir(), "rhapsody-vllm-*")))
 
@@ -45,7 +49,7 @@ def vllm_log_dirs() -> set[str]:
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def served(tiny_model: str) -> AsyncIterator[VllmInferenceBackend]:
     """The test run's one real vLLM server, managed by the backend under test."""
-    before, dirs = child_pids(), vllm_log_dirs()
+    before, dirs, segments = child_pids(), vllm_log_dirs(), shm()
     backend = VllmInferenceBackend(
         name="vllm_test", model=real_config(tiny_model), max_restarts=1, startup_timeout=300
     )
@@ -54,6 +58,8 @@ async def served(tiny_model: str) -> AsyncIterator[VllmInferenceBackend]:
     await backend.shutdown()
     assert wait_until(lambda: not (child_pids() - before)), "vLLM server processes left behind"
     assert vllm_log_dirs() == dirs, "log directory left behind"
+    # Even the servers the tests killed with SIGKILL leave no shared memory behind.
+    assert shm() <= segments, f"shared memory left behind: {shm() - segments}"
 
 
 @pytest.fixture

@@ -21,6 +21,50 @@ STOP_GRACE = 10.0  # seconds a server gets to exit after SIGTERM before SIGKILL
 VLLM_OWNER_PREFIX = "rhapsody-vllm-"
 
 
+def shared_memory_of(pids: list[int]) -> set[str]:
+    """The ``/dev/shm`` files (segments, named semaphores) that ``pids`` have mapped."""
+    found = set()
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/maps") as f:
+                for line in f:
+                    path = line.rstrip("\n").split(None, 5)[-1]
+                    if path.startswith("/dev/shm/"):
+                        found.add(path.removesuffix(" (deleted)"))
+        except OSError:
+            continue
+    return found
+
+
+def session_members(sid: int) -> list[int]:
+    """Processes of session ``sid`` (a server started with ``start_new_session``: its tree)."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == sid:
+                members.append(int(entry))
+    return members
+
+
+def unlink_all(paths: set[str]) -> None:
+    """Remove those of ``paths`` no live process maps any more (the server's tree is gone).
+
+    A server killed with SIGKILL never unlinks its segments: they would stay until reboot.
+    Whatever another process still maps (a runtime's own pools, say) is left alone.
+    """
+    if not paths:
+        return
+    everyone = [int(e) for e in os.listdir("/proc") if e.isdigit()]
+    for path in paths - shared_memory_of(everyone):
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
 def log_tail(path: str, lines: int = 30) -> str:
     """The last ``lines`` lines of a log file ('' when there is none)."""
     try:
@@ -40,7 +84,11 @@ class ServerProcess(Protocol):
         """None while running, else the exit status (negative: killed by that signal)."""
 
     def stop(self, grace: float = STOP_GRACE) -> None:
-        """SIGTERM, then SIGKILL after ``grace`` seconds; blocks until it is gone."""
+        """SIGTERM, then SIGKILL after ``grace`` seconds; blocks until it is gone, then removes
+        the shared memory it left."""
+
+    def note_shared_memory(self) -> None:
+        """Remember the ``/dev/shm`` files the running server uses (to remove them if it dies)."""
 
 
 class LocalServer:
@@ -58,20 +106,27 @@ class LocalServer:
                 start_new_session=True,
             )
         self.pid = self._proc.pid
+        self._shm: set[str] = set()
+
+    def note_shared_memory(self) -> None:
+        self._shm |= shared_memory_of(session_members(self.pid))
 
     def exit_code(self) -> int | None:
         return self._proc.poll()
 
     def stop(self, grace: float = STOP_GRACE) -> None:
         _signal_group(self.pid, signal.SIGTERM)
-        try:
+        deadline = time.monotonic() + grace
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self._proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            pass
-        # The engine core may outlive the front end: the group goes either way.
+        # multiprocessing's resource tracker ignores SIGTERM and unlinks the tree's semaphores
+        # and segments once the others are gone: give it that moment before SIGKILL.
+        while session_members(self.pid) and time.monotonic() < deadline + 2.0:
+            time.sleep(0.05)
         _signal_group(self.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self._proc.wait(5)
+        unlink_all(self._shm)
 
 
 def _signal_group(pgid: int, sig: int) -> None:
@@ -112,6 +167,13 @@ class DragonServer:
         )
         self._proc.start()
         self._node = self._proc._descr.h_uid
+        self._shm: set[str] = set()
+
+    def note_shared_memory(self) -> None:
+        from rhapsody_dragon.worker_side import MARK_OWNER, marked_pids
+
+        if self._node == self._local_node:  # another node's /dev/shm is not visible here
+            self._shm |= shared_memory_of(marked_pids(self._owner, MARK_OWNER))
 
     def exit_code(self) -> int | None:
         code = self._proc.returncode
@@ -127,3 +189,4 @@ class DragonServer:
             while self.exit_code() is None and time.monotonic() < deadline:
                 time.sleep(0.1)
         kill_owner(self._owner, [self._proc.puid], [self._node], self._local_node, grace=1.0)
+        unlink_all(self._shm)

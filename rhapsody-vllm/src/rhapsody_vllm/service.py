@@ -101,6 +101,8 @@ class ManagedService:
         except BaseException:
             await asyncio.to_thread(replica.server.stop)
             raise
+        # Known once the engine is up: what to remove should the server die without cleaning.
+        await asyncio.to_thread(replica.server.note_shared_memory)
         replica.state = ReplicaState.HEALTHY
         self._set.changed()
 
