@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator, Iterator
 
 import cloudpickle
 import pytest
-from rhapsody_dragon.worker_side import MARK_BACKEND, marked_pids
 
 from rhapsody.api import Session
+from rhapsody_dragon.worker_side import MARK_BACKEND, marked_pids
 
 from ..conftest import pid_alive, wait_until
 from . import payloads

@@ -8,10 +8,10 @@ import os
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from rhapsody_dragon import gpu_policies, gpu_slots
-from rhapsody_dragon.templates import TEMPLATE_KEYS, check_options
 
 from rhapsody.api import ComputeTask, TaskExecutionError, TaskState, TaskValidationError
+from rhapsody_dragon import gpu_policies, gpu_slots
+from rhapsody_dragon.templates import TEMPLATE_KEYS, check_options
 
 from . import payloads
 

@@ -12,10 +12,10 @@ import os
 import signal
 
 import pytest
-from rhapsody_vllm import DragonVllmInferenceBackend
-from rhapsody_vllm.servers import VLLM_OWNER_PREFIX
 
 from rhapsody.api import AITask, Session, TaskState
+from rhapsody_vllm import DragonVllmInferenceBackend
+from rhapsody_vllm.servers import VLLM_OWNER_PREFIX
 
 from ..conftest import pid_alive, wait_until
 from ..vllm.conftest import stub_config

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+
 from rhapsody_vllm import VllmInferenceBackend, VllmModelConfig
 
 from ..conftest import child_pids, wait_until

@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
+from rhapsody.api import AITask, BackendConfigurationError, TaskValidationError
 from rhapsody_vllm import VllmInferenceBackend, VllmModelConfig
 from rhapsody_vllm.dragon_backend import replica_slots
 from rhapsody_vllm.openai_api import chat_bodies, completion_body, completion_texts
 from rhapsody_vllm.ports import free_port
-
-from rhapsody.api import AITask, BackendConfigurationError, TaskValidationError
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,6 @@ import signal
 
 import aiohttp
 import pytest
-from rhapsody_vllm import InferenceRequestError, VllmInferenceBackend
 
 from rhapsody.api import (
     AITask,
@@ -23,6 +22,7 @@ from rhapsody.api import (
     TaskState,
     TaskTimeoutError,
 )
+from rhapsody_vllm import InferenceRequestError, VllmInferenceBackend
 
 from ..conftest import wait_until
 

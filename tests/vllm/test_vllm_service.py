@@ -12,9 +12,9 @@ import signal
 
 import aiohttp
 import pytest
-from rhapsody_vllm import DragonVllmInferenceBackend, InferenceRequestError, VllmInferenceBackend
 
 from rhapsody.api import AITask, BackendError, Session, TaskState
+from rhapsody_vllm import DragonVllmInferenceBackend, InferenceRequestError, VllmInferenceBackend
 
 from ..conftest import wait_until
 from .conftest import stub_config

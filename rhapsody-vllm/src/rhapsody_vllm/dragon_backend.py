@@ -24,8 +24,9 @@ def dragon_runtime_present() -> bool:
     if "DRAGON_MY_PUID" not in os.environ:
         return False
     try:
-        import rhapsody_dragon  # noqa: F401
         from dragon.native.process import Process  # noqa: F401
+
+        import rhapsody_dragon  # noqa: F401
     except ImportError:
         return False
     return True

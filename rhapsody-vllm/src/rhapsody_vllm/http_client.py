@@ -74,10 +74,10 @@ async def get_json(
     return json.loads(raw)
 
 
-async def is_healthy(http: aiohttp.ClientSession, root: str) -> bool:
-    """True when ``root/health`` answers 200."""
+async def is_healthy(http: aiohttp.ClientSession, root: str, timeout: float = 5.0) -> bool:
+    """True when ``root/health`` answers 200 within ``timeout`` seconds."""
     try:
-        async with http.get(f"{root}/health", timeout=aiohttp.ClientTimeout(total=5)) as resp:
+        async with http.get(f"{root}/health", timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
             return resp.status == 200
     except (aiohttp.ClientError, TimeoutError):
         return False

@@ -150,6 +150,7 @@ class DragonServer:
         where: str,
     ) -> None:
         from dragon.native.process import Process
+
         from rhapsody_dragon.runtime import this_node_huid
         from rhapsody_dragon.worker_side import MARK_OWNER
 

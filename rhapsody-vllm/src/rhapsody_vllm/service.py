@@ -143,11 +143,14 @@ class ManagedService:
                     self.check(replica)
 
     async def confirm(self, replica: Replica, within: float = 1.0) -> None:
-        """A request to ``replica`` broke: give its server ``within`` seconds to be seen exiting
-        (a reset connection arrives before the exit status) and handle the death if it does."""
+        """A request to ``replica`` broke. Either the server still answers ``/health`` (a stale
+        connection, say: retry at once) or it is dying: give it ``within`` seconds to be seen
+        exiting (a reset connection arrives before the exit status) and handle the death."""
         deadline = time.monotonic() + within
         server = replica.server
         while server is not None and server.exit_code() is None and time.monotonic() < deadline:
+            if await is_healthy(self._http, replica.root, timeout=0.5):
+                return
             await asyncio.sleep(0.02)
         self.check(replica)
 
