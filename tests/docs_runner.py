@@ -68,7 +68,7 @@ def run_block(
     launcher: str | None = None,
     staged: dict[str, Path] | None = None,
     env_extra: dict[str, str] | None = None,
-) -> None:
+) -> str:
     """Run one block; python blocks through ``launcher`` (e.g. ``dragon``) when given.
 
     ``staged`` files (name -> path) are linked into the example's directory first, as the files
@@ -88,7 +88,7 @@ def run_block(
         cmd = ["bash", "-euo", "pipefail", "-c", code]
     elif language == "toml":
         tomllib.loads(code)
-        return
+        return ""
     else:
         pytest.fail(f"code block in an unknown language {language!r}: tests cannot run it")
     # Its own session, so that whatever the example starts can be found (and must be gone).
@@ -124,3 +124,4 @@ def run_block(
         keep = {"example.py", *(staged or {})}
         left = [p.name for p in tmp_path.iterdir() if p.name not in keep]
         assert all(name.startswith("session.") for name in left), left
+    return stdout

@@ -20,6 +20,7 @@ from .config import VllmModelConfig
 from .http_client import is_healthy
 from .ports import INTERNAL_SPAN, free_port
 from .replicas import Replica, ReplicaSet, ReplicaState
+from .server_env import replica_env
 from .servers import ServerProcess, log_tail
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ class ManagedService:
         port = free_port(placement.bind_host, self._ports)
         internal = free_port(placement.bind_host, self._ports, INTERNAL_SPAN)
         argv = self._config.server_args(placement.bind_host, port, self._api_key)
-        env = {**self._config.env, "VLLM_PORT": str(internal)}
+        env = replica_env(self._config.env, internal)
         log_path = os.path.join(self._log_dir, f"replica-{replica.index}.{replica.restarts}.log")
         replica.state, replica.root = (
             ReplicaState.STARTING,
