@@ -6,7 +6,8 @@ Functions: our Session on DragonExecutionBackendV3 vs Dragon's ``multiprocessing
 ``apply_async`` per call (one handle per call, as a Session task), ``imap_unordered`` with
 chunksize 64 (bulk, each result as it comes) and ``map`` (bulk, one list at the end).
 Executables: vs ``dragon.native.process.Process`` of /bin/true, started one after the other and
-joined. Ratios > 1 mean we are faster.
+joined. Rounds alternate raw and ours (task construction inside our timed region); medians
+and the median of paired ratios are reported. Ratios > 1 mean we are faster.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ import argparse
 import asyncio
 import multiprocessing as mp
 import os
+import statistics
+import sys
 import time
+from typing import Any
 
 import dragon  # noqa: F401 - registers the "dragon" start method
 
@@ -24,25 +28,26 @@ def noop(x):
     return x
 
 
-def raw_pool(n: int, workers: int) -> tuple[float, float, float]:
-    pool = mp.Pool(workers)
-    pool.map(noop, range(100))
-    # One call, one handle: what a Session task is (submitted alone, awaited alone).
+def raw_apply(pool: Any, k: int) -> float:
+    """One call, one handle: what a Session task is (submitted alone, awaited alone)."""
     t = time.perf_counter()
-    handles = [pool.apply_async(noop, (i,)) for i in range(n)]
+    handles = [pool.apply_async(noop, (i,)) for i in range(k)]
     for handle in handles:
         handle.get()
-    applied = n / (time.perf_counter() - t)
+    return k / (time.perf_counter() - t)
+
+
+def raw_imap(pool: Any, n: int) -> float:
     t = time.perf_counter()
     for _ in pool.imap_unordered(noop, range(n), chunksize=64):
         pass
-    imap = n / (time.perf_counter() - t)
+    return n / (time.perf_counter() - t)
+
+
+def raw_map(pool: Any, n: int) -> float:
     t = time.perf_counter()
     pool.map(noop, range(n))
-    mapped = n / (time.perf_counter() - t)
-    pool.close()
-    pool.join()
-    return applied, imap, mapped
+    return n / (time.perf_counter() - t)
 
 
 def raw_processes(m: int) -> float:
@@ -59,45 +64,85 @@ def raw_processes(m: int) -> float:
     return m / (time.perf_counter() - t)
 
 
-async def ours(n: int, m: int, workers: int) -> tuple[float, float]:
-    from rhapsody.api import ComputeTask, Session
+async def ours_functions(session: Any, n: int) -> float:
+    from rhapsody.api import ComputeTask
+
+    t = time.perf_counter()
+    tasks = [ComputeTask(function=noop, args=(i,)) for i in range(n)]
+    await session.submit_tasks(tasks)
+    await asyncio.gather(*tasks)
+    return n / (time.perf_counter() - t)
+
+
+async def ours_executables(session: Any, m: int) -> float:
+    from rhapsody.api import ComputeTask
+
+    t = time.perf_counter()
+    tasks = [ComputeTask(executable="/bin/true") for _ in range(m)]
+    await session.submit_tasks(tasks)
+    await asyncio.gather(*tasks)
+    return m / (time.perf_counter() - t)
+
+
+async def rounds(args: argparse.Namespace, workers: int) -> dict[str, list[float]]:
+    from rhapsody.api import Session
     from rhapsody.backends import DragonExecutionBackendV3
 
+    got: dict[str, list[float]] = {}
+
+    def add(key: str, value: float) -> None:
+        got.setdefault(key, []).append(value)
+        print(f"  {key}: {value:,.0f}/s", file=sys.stderr, flush=True)
+
+    pool = mp.Pool(workers)
+    pool.map(noop, range(100))
     backend = await DragonExecutionBackendV3(num_workers=workers)
     async with Session(backends=[backend]) as session:
-        warm = [ComputeTask(function=noop, args=(i,)) for i in range(100)]
-        await session.submit_tasks(warm)
-        await asyncio.gather(*warm)
-        tasks = [ComputeTask(function=noop, args=(i,)) for i in range(n)]
-        t = time.perf_counter()
-        await session.submit_tasks(tasks)
-        await asyncio.gather(*tasks)
-        functions = n / (time.perf_counter() - t)
-        tasks = [ComputeTask(executable="/bin/true") for _ in range(m)]
-        t = time.perf_counter()
-        await session.submit_tasks(tasks)
-        await asyncio.gather(*tasks)
-        executables = m / (time.perf_counter() - t)
-    return functions, executables
+        await ours_functions(session, 100)  # warm-up
+        add("apply", raw_apply(pool, min(args.functions, 2000)))
+        for _ in range(args.repeat):  # alternating, so that the machine's noise hits both
+            add("imap", raw_imap(pool, args.functions))
+            add("map", raw_map(pool, args.functions))
+            add("ours_f", await ours_functions(session, args.functions))
+            add("proc", raw_processes(args.executables))
+            add("ours_e", await ours_executables(session, args.executables))
+    pool.close()
+    pool.join()
+    return got
+
+
+def paired(ours: list[float], raw: list[float]) -> float:
+    return statistics.median(o / r for o, r in zip(ours, raw, strict=True))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--functions", type=int, default=20000)
     parser.add_argument("--executables", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     mp.set_start_method("dragon")
     workers = len(os.sched_getaffinity(0))
-    applied, imap, mapped = raw_pool(args.functions, workers)
-    proc = raw_processes(args.executables)
-    f, e = asyncio.run(ours(args.functions, args.executables, workers))
-    print(f"functions ({args.functions}, {workers} workers): ours {f:,.0f}/s")
-    print(f"  raw Pool.apply_async per call {applied:,.0f}/s  ratio {f / applied:.2f}x")
-    print(f"  raw Pool.imap_unordered(chunksize=64) {imap:,.0f}/s  ratio {f / imap:.2f}x")
-    print(f"  raw Pool.map {mapped:,.0f}/s  ratio {f / mapped:.3f}x")
+    got = asyncio.run(rounds(args, workers))
+    med = {k: statistics.median(v) for k, v in got.items()}
+    f = med["ours_f"]
+    print(f"functions ({args.functions}, {workers} workers, median of {args.repeat} rounds):")
+    print(f"  ours (Session + DragonExecutionBackendV3)  {f:,.0f}/s")
+    a, i, m = med["apply"], med["imap"], med["map"]
+    print(f"  raw Pool.apply_async per call         {a:,.0f}/s  ratio {f / a:.1f}x")
     print(
-        f"executables ({args.executables}): ours {e:,.0f}/s, raw Process {proc:,.0f}/s, "
-        f"ratio {e / proc:.2f}x"
+        f"  raw Pool.imap_unordered(chunksize=64) {i:,.0f}/s  ratio {f / i:.2f}x"
+        f"  (paired {paired(got['ours_f'], got['imap']):.2f}x)"
+    )
+    print(
+        f"  raw Pool.map                          {m:,.0f}/s  ratio {f / m:.3f}x"
+        f"  (paired {paired(got['ours_f'], got['map']):.3f}x)"
+    )
+    e, p = med["ours_e"], med["proc"]
+    print(f"executables ({args.executables} x /bin/true, median of {args.repeat} rounds):")
+    print(
+        f"  ours {e:,.0f}/s, raw Process {p:,.0f}/s, ratio {e / p:.2f}x"
+        f"  (paired {paired(got['ours_e'], got['proc']):.2f}x)"
     )
 
 

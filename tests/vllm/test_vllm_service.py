@@ -201,3 +201,16 @@ async def test_dragon_backend_without_the_runtime_runs_local_processes(caplog) -
     lines = [r.getMessage() for r in caplog.records if "no Dragon runtime" in r.getMessage()]
     assert len(lines) == 1 and "local processes" in lines[0]
     assert task.state is TaskState.DONE and not backend.uses_dragon
+
+
+@pytest.mark.timeout(300)
+async def test_real_vllm_with_a_missing_model_raises_with_its_log(tmp_path) -> None:
+    from .conftest import real_config
+
+    backend = VllmInferenceBackend(model=real_config(str(tmp_path / "no-such-model")))
+    with pytest.raises(BackendError) as err:
+        await backend
+    message = str(err.value)
+    assert "exited with code" in message and "during start-up" in message
+    assert "no-such-model" in message.split("last lines of its log:")[1]  # vLLM's own words
+    await backend.shutdown()

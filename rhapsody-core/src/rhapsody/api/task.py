@@ -23,6 +23,8 @@ from .states import TaskState
 # Shared immutable default: tasks that pass no kwargs cost no dict of their own.
 EMPTY_MAPPING: Mapping[str, Any] = MappingProxyType({})
 
+_RESULT = attrs.setters.NO_OP  # result fields: plain assignment, no validator pipeline
+
 _uid_counter = itertools.count(1)  # next() on itertools.count is atomic under the GIL
 
 
@@ -44,17 +46,18 @@ class BaseTask:
         default=EMPTY_MAPPING, validator=v.str_keyed_mapping
     )
 
-    # Results, written by the backend that runs the task.
-    state: TaskState = attrs.field(init=False, default=TaskState.NEW)
-    return_value: Any = attrs.field(init=False, default=None)
-    stdout: str | None = attrs.field(init=False, default=None)
-    stderr: str | None = attrs.field(init=False, default=None)
-    exit_code: int | None = attrs.field(init=False, default=None)
-    exception: BaseException | None = attrs.field(init=False, default=None)
-    traceback: str | None = attrs.field(init=False, default=None)
+    # Results, written by the backend that runs the task. Not validated on assignment: they are
+    # set several times per task on the hot path, only by backends and the session.
+    state: TaskState = attrs.field(init=False, default=TaskState.NEW, on_setattr=_RESULT)
+    return_value: Any = attrs.field(init=False, default=None, on_setattr=_RESULT)
+    stdout: str | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
+    stderr: str | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
+    exit_code: int | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
+    exception: BaseException | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
+    traceback: str | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
     # Bookkeeping: the future the session resolves, and a slot a backend may use for its handle.
-    _future: asyncio.Future[Any] | None = attrs.field(init=False, default=None)
-    _handle: Any = attrs.field(init=False, default=None)
+    _future: asyncio.Future[Any] | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
+    _handle: Any = attrs.field(init=False, default=None, on_setattr=_RESULT)
 
     def __await__(self) -> Generator[Any, None, Any]:
         future = self._future
@@ -187,8 +190,8 @@ class AITask(BaseTask):
         default=None, validator=v.optional_str_sequence
     )
 
-    response: Any = attrs.field(init=False, default=None)
-    usage: Mapping[str, Any] | None = attrs.field(init=False, default=None)
+    response: Any = attrs.field(init=False, default=None, on_setattr=_RESULT)
+    usage: Mapping[str, Any] | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
 
     def _describe(self) -> str:
         text = self.prompt if isinstance(self.prompt, str) else f"[{len(self.prompt)} prompts]"
