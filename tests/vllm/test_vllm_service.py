@@ -214,3 +214,15 @@ async def test_real_vllm_with_a_missing_model_raises_with_its_log(tmp_path) -> N
     assert "exited with code" in message and "during start-up" in message
     assert "no-such-model" in message.split("last lines of its log:")[1]  # vLLM's own words
     await backend.shutdown()
+
+
+async def test_requests_canceled_before_they_start_free_their_slots() -> None:
+    backend = VllmInferenceBackend(model=stub_config(), max_in_flight=2)
+    async with Session(backends=[backend]) as s:
+        for _ in range(3):  # canceled in the same loop turn as submitted: never started
+            early = [AITask(prompt="p"), AITask(prompt="q")]
+            await s.submit_tasks(early)
+            assert await s.cancel_tasks(early) == 2
+        later = await run(s, [AITask(prompt=f"p{i}") for i in range(5)])
+        assert {t.state for t in later} == {TaskState.DONE}
+        assert backend._in_flight == 0 and not backend._running

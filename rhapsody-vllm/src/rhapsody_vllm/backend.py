@@ -241,7 +241,16 @@ class VllmInferenceBackend(InferenceBackend):
                 continue
             self._in_flight += 1
             self._sink(task, _RUNNING)
-            running[task.uid] = asyncio.ensure_future(self._serve(task))
+            request = running[task.uid] = asyncio.ensure_future(self._serve(task))
+            # Not a ``finally`` in _serve: a request canceled before it first ran never runs
+            # its body, and its slot would be lost.
+            request.add_done_callback(lambda _, uid=task.uid: self._served(uid))
+
+    def _served(self, uid: str) -> None:
+        self._in_flight -= 1
+        self._running.pop(uid, None)
+        if not self._closed:
+            self._pump()
 
     async def _serve(self, task: AITask) -> None:
         # The session owns per-task timeouts: it fails the task, then cancels it here.
@@ -258,11 +267,6 @@ class VllmInferenceBackend(InferenceBackend):
                 task.response, task.usage = response, usage
                 self._tasks.pop(task.uid, None)
                 self._sink(task, _DONE)
-        finally:
-            self._in_flight -= 1
-            self._running.pop(task.uid, None)
-            if not self._closed:
-                self._pump()
 
     def _end(self, task: AITask, error: BaseException) -> None:
         self._tasks.pop(task.uid, None)
