@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from collections import deque
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any, ClassVar
 
 import aiohttp
@@ -244,9 +245,9 @@ class VllmInferenceBackend(InferenceBackend):
             request = running[task.uid] = asyncio.ensure_future(self._serve(task))
             # Not a ``finally`` in _serve: a request canceled before it first ran never runs
             # its body, and its slot would be lost.
-            request.add_done_callback(lambda _, uid=task.uid: self._served(uid))
+            request.add_done_callback(partial(self._served, task.uid))
 
-    def _served(self, uid: str) -> None:
+    def _served(self, uid: str, _: object) -> None:
         self._in_flight -= 1
         self._running.pop(uid, None)
         if not self._closed:
