@@ -226,3 +226,15 @@ async def test_requests_canceled_before_they_start_free_their_slots() -> None:
         later = await run(s, [AITask(prompt=f"p{i}") for i in range(5)])
         assert {t.state for t in later} == {TaskState.DONE}
         assert backend._in_flight == 0 and not backend._running
+
+
+async def test_shutdown_while_replicas_start_leaves_nothing() -> None:
+    backend = VllmInferenceBackend(
+        model=stub_config("--never-healthy"), replicas=2, startup_timeout=60
+    )
+    waiting = asyncio.ensure_future(backend._ensure_initialized())
+    await asyncio.sleep(1.0)
+    assert not waiting.done()
+    await backend.shutdown()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting

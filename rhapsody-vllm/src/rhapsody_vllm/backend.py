@@ -188,6 +188,10 @@ class VllmInferenceBackend(InferenceBackend):
         if self._closed:
             return
         self._closed = True
+        starting = self._init_task
+        if starting is not None and not starting.done():  # shut down while servers start
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
         for task in list(self._tasks.values()):
             self._end(task, TaskCanceledError(task.uid, f"backend {self.name!r} shut down"))
         running = list(self._running.values())

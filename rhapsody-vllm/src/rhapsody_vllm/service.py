@@ -90,8 +90,16 @@ class ManagedService:
             ReplicaState.STARTING,
             f"http://{placement.connect_host}:{port}",
         )
+        launching = asyncio.ensure_future(
+            asyncio.to_thread(self._launch, argv, env, log_path, placement)
+        )
         try:
-            replica.server = await asyncio.to_thread(self._launch, argv, env, log_path, placement)
+            replica.server = await asyncio.shield(launching)
+        except asyncio.CancelledError:
+            # The process starts anyway: keep hold of it, so that stop() stops it.
+            with contextlib.suppress(Exception):
+                replica.server = await launching
+            raise
         except Exception as exc:
             self._dead(replica, f"could not be started: {exc}")
             raise BackendError(
