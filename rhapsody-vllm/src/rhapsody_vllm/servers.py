@@ -37,7 +37,8 @@ def shared_memory_of(pids: list[int]) -> set[str]:
 
 
 def session_members(sid: int) -> list[int]:
-    """Processes of session ``sid`` (a server started with ``start_new_session``: its tree)."""
+    """Live processes of session ``sid`` (a server started with ``start_new_session``: its
+    tree)."""
     members = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -46,7 +47,7 @@ def session_members(sid: int) -> list[int]:
                     fields = f.read().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if int(fields[3]) == sid:
+            if int(fields[3]) == sid and fields[0] != "Z":
                 members.append(int(entry))
     return members
 
