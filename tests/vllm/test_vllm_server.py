@@ -200,9 +200,11 @@ async def test_no_replica_left_fails_outstanding_tasks(
     _kill_server(served)  # max_restarts=1 is used up
     assert any(t.state is TaskState.RUNNING for t in tasks)
     await session.wait_tasks(tasks, timeout=60)
-    assert {t.state for t in tasks} == {TaskState.FAILED}
-    assert all(isinstance(t.exception, BackendError) for t in tasks)
-    assert "no vLLM replica is left" in str(tasks[0].exception)
+    # An answer already on its way when the server died may still arrive: DONE is fine for it.
+    failed = [t for t in tasks if t.state is TaskState.FAILED]
+    assert failed and {t.state for t in tasks} <= {TaskState.DONE, TaskState.FAILED}
+    assert all(isinstance(t.exception, BackendError) for t in failed)
+    assert any("no vLLM replica is left" in str(t.exception) for t in failed)
     late = AITask(prompt="Hello")
     await run(session, late)
     assert late.state is TaskState.FAILED
