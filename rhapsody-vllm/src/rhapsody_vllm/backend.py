@@ -174,7 +174,7 @@ class VllmInferenceBackend(InferenceBackend):
 
     async def _placements(self) -> list[Placement]:
         """Where the replicas run; subclasses place them elsewhere."""
-        return [Placement(self._host, _connect_host(self._host))] * (self._replica_count or 1)
+        return [Placement(self._host, connect_host(self._host))] * (self._replica_count or 1)
 
     def _launcher(self) -> Any:
         def launch(
@@ -340,6 +340,7 @@ class VllmInferenceBackend(InferenceBackend):
         return model
 
 
-def _connect_host(bind_host: str) -> str:
-    # A server bound to every interface is reached here through loopback.
+def connect_host(bind_host: str) -> str:
+    """The address a client here uses for a server bound to ``bind_host`` (every interface is
+    reached through loopback)."""
     return LOOPBACK if bind_host in ("0.0.0.0", "::", "") else bind_host

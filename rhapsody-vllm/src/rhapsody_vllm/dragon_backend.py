@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from .backend import LOOPBACK, VllmInferenceBackend, _connect_host
+from .backend import LOOPBACK, VllmInferenceBackend, connect_host
 from .servers import DragonServer, ServerProcess
 from .service import Placement
 
@@ -88,7 +88,7 @@ class DragonVllmInferenceBackend(VllmInferenceBackend):
         for i in range(count):
             host, gpus = slots[i % len(slots)]
             policy = Policy(placement=Policy.Placement.HOST_NAME, host_name=host, gpu_affinity=gpus)
-            connect = _connect_host(self._host) if host == here else host
+            connect = connect_host(self._host) if host == here else host
             where = f"dragon on {host}" + (f" GPUs {gpus}" if gpus else "")
             placements.append(Placement(self._host, connect, where, policy))
         return placements
