@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import Callable
 
 import aiohttp
 import pytest
@@ -165,23 +166,41 @@ async def test_endpoint_mode_and_per_task_endpoint(served: VllmInferenceBackend)
 # -- faults of the real server (last: they kill it) ------------------------------------------------
 
 
-def _kill_server(backend: VllmInferenceBackend) -> None:
+async def _kill_during(session: Session, backend: VllmInferenceBackend) -> list[AITask]:
+    """Submit long requests and SIGKILL the server while they are in flight.
+
+    The kill comes as soon as every request has been sent -- not after a fixed sleep, which a
+    fast machine outruns (32 x 240 tokens of the tiny model can finish within 0.2 s) -- and
+    returns the tasks that were in flight at that moment.
+    """
+    # A replica restarted by an earlier test (or still restarting) must be serving first.
+    await _until(lambda: bool(backend.endpoints), 300)
     (replica,) = backend._set.replicas
+    tasks = [
+        AITask(prompt="Hello", max_tokens=240, task_backend_specific_kwargs=EXACT)
+        for _ in range(64)
+    ]
+    await session.submit_tasks(tasks)
+    await _until(lambda: all(t.state is TaskState.RUNNING for t in tasks), 30, step=0.001)
+    await asyncio.sleep(0.05)  # the requests reach the server; 240 decode steps take far longer
+    in_flight = [t for t in tasks if t.state is TaskState.RUNNING]
     os.kill(replica.server.pid, signal.SIGKILL)  # the API server crashes; its engine follows
+    assert in_flight, [t.state for t in tasks]
+    return tasks
+
+
+async def _until(condition: Callable[[], bool], timeout: float, step: float = 0.1) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(step)
 
 
 async def test_killed_replica_is_restarted_and_its_requests_retried(
     session: Session, served: VllmInferenceBackend
 ) -> None:
     (before,) = served.endpoints
-    tasks = [
-        AITask(prompt="Hello", max_tokens=240, task_backend_specific_kwargs=EXACT)
-        for _ in range(32)
-    ]
-    await session.submit_tasks(tasks)
-    await asyncio.sleep(0.2)
-    _kill_server(served)
-    assert any(t.state is TaskState.RUNNING for t in tasks)  # killed with requests in flight
+    tasks = await _kill_during(session, served)
     await session.wait_tasks(tasks, timeout=300)
     assert {t.state for t in tasks} == {TaskState.DONE}, [t.exception for t in tasks]
     assert served._set.replicas[0].restarts == 1
@@ -191,14 +210,7 @@ async def test_killed_replica_is_restarted_and_its_requests_retried(
 async def test_no_replica_left_fails_outstanding_tasks(
     session: Session, served: VllmInferenceBackend
 ) -> None:
-    tasks = [
-        AITask(prompt="Hello", max_tokens=240, task_backend_specific_kwargs=EXACT)
-        for _ in range(32)
-    ]
-    await session.submit_tasks(tasks)
-    await asyncio.sleep(0.2)
-    _kill_server(served)  # max_restarts=1 is used up
-    assert any(t.state is TaskState.RUNNING for t in tasks)
+    tasks = await _kill_during(session, served)  # max_restarts=1 is used up
     await session.wait_tasks(tasks, timeout=60)
     # An answer already on its way when the server died may still arrive: DONE is fine for it.
     failed = [t for t in tasks if t.state is TaskState.FAILED]
