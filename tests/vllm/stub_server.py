@@ -3,7 +3,8 @@
 
 Extra flags: ``--delay S`` (per request), ``--die-after N`` (exit abruptly when the Nth request
 arrives), ``--exit-at-start CODE``, ``--never-healthy``, ``--state-file PATH`` (a JSON line per
-start: pid, port, VLLM_PORT, host). Answers echo the prompt so that order can be checked.
+start: pid, port, VLLM_PORT, host), ``--engine`` (start a child that, like vLLM's engine core,
+outlives the server's abrupt death). Answers echo the prompt so that order can be checked.
 """
 
 from __future__ import annotations
@@ -30,11 +31,16 @@ def main() -> None:
     p.add_argument("--exit-at-start", type=int, default=None)
     p.add_argument("--never-healthy", action="store_true")
     p.add_argument("--state-file")
+    p.add_argument("--engine", action="store_true")
     args, _ = p.parse_known_args()
     print(f"stub server starting for {args.model} on {args.host}:{args.port}", flush=True)
     if args.exit_at_start is not None:
         print("ValueError: model not found (stub)", flush=True)
         sys.exit(args.exit_at_start)
+    if args.engine:
+        import subprocess
+
+        subprocess.Popen(["sleep", "300"])
     if args.state_file:
         with open(args.state_file, "a") as f:
             state = {"pid": os.getpid(), "port": args.port, "host": args.host}

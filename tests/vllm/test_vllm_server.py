@@ -118,7 +118,7 @@ async def test_unknown_model_name_fails_with_the_servers_message(session: Sessio
 
 
 async def test_timeout_fails_the_task_and_the_rest_carry_on(session: Session) -> None:
-    slow = AITask(prompt="Hello", max_tokens=250, task_backend_specific_kwargs=EXACT, timeout=0.05)
+    slow = AITask(prompt="Hello", max_tokens=250, task_backend_specific_kwargs=EXACT, timeout=0.02)
     quick = AITask(prompt="Hello", max_tokens=2)
     await run(session, slow, quick)
     assert slow.state is TaskState.FAILED and isinstance(slow.exception, TaskTimeoutError)

@@ -15,8 +15,9 @@ import pytest
 
 from rhapsody.api import AITask, BackendError, Session, TaskState
 from rhapsody_vllm import DragonVllmInferenceBackend, InferenceRequestError, VllmInferenceBackend
+from rhapsody_vllm.servers import session_members
 
-from ..conftest import wait_until
+from ..conftest import pid_alive, wait_until
 from .conftest import stub_config
 
 pytestmark = [pytest.mark.usefixtures("nothing_left"), pytest.mark.timeout(120)]
@@ -159,6 +160,20 @@ async def test_restarts_are_bounded_then_tasks_fail_never_hang() -> None:
         assert backend._set.replicas[0].restarts == 2
         assert done == 3 and failed == 5
         assert "no vLLM replica is left" in str(task.exception)
+
+
+async def test_a_replica_given_up_has_its_tree_stopped_at_once() -> None:
+    backend = VllmInferenceBackend(model=stub_config("--engine"), max_restarts=0)
+    async with Session(backends=[backend]) as s:
+        server = backend._set.replicas[0].server
+        (engine,) = set(session_members(server.pid)) - {server.pid}
+        os.kill(server.pid, signal.SIGKILL)  # the API server only: its "engine" lives on
+        # (waited for in a thread: the event loop runs the backend's watcher meanwhile)
+        assert await asyncio.to_thread(wait_until, lambda: not backend.endpoints, 10)
+        # not left until shutdown
+        assert await asyncio.to_thread(wait_until, lambda: not pid_alive(engine), 10)
+        (task,) = await run(s, [AITask(prompt="p")])
+        assert isinstance(task.exception, BackendError)
 
 
 async def test_api_key_is_required_by_the_server() -> None:

@@ -13,7 +13,7 @@ import subprocess
 import time
 import uuid
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 STOP_GRACE = 10.0  # seconds a server gets to exit after SIGTERM before SIGKILL
@@ -116,6 +116,8 @@ class LocalServer:
         return self._proc.poll()
 
     def stop(self, grace: float = STOP_GRACE) -> None:
+        # Segments made since start-up, and those of an engine outliving its killed API server.
+        self.note_shared_memory()
         _signal_group(self.pid, signal.SIGTERM)
         deadline = time.monotonic() + grace
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -127,7 +129,16 @@ class LocalServer:
         _signal_group(self.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self._proc.wait(5)
+        # A SIGKILLed engine still maps its segments while the kernel tears it down: unlinking
+        # skips what a live process maps, so wait for the tree to be gone first.
+        _wait_for(lambda: not session_members(self.pid), 5.0)
         unlink_all(self._shm)
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _signal_group(pgid: int, sig: int) -> None:
@@ -183,7 +194,9 @@ class DragonServer:
 
     def stop(self, grace: float = STOP_GRACE) -> None:
         from rhapsody_dragon.killing import kill_owner
+        from rhapsody_dragon.worker_side import MARK_OWNER, marked_pids
 
+        self.note_shared_memory()  # see LocalServer.stop
         if self.exit_code() is None:
             with contextlib.suppress(Exception):
                 self._proc.terminate()
@@ -191,4 +204,6 @@ class DragonServer:
             while self.exit_code() is None and time.monotonic() < deadline:
                 time.sleep(0.1)
         kill_owner(self._owner, [self._proc.puid], [self._node], self._local_node, grace=1.0)
+        if self._node == self._local_node:
+            _wait_for(lambda: not marked_pids(self._owner, MARK_OWNER), 5.0)
         unlink_all(self._shm)

@@ -183,6 +183,9 @@ class ManagedService:
             self._spawn(self._restart(replica))
         else:
             self._dead(replica, f"exited with code {code} after {replica.restarts} restart(s)")
+            # What is left of its tree (an engine outliving its API server), and its shared
+            # memory, goes now rather than at shutdown. stop() is idempotent.
+            self._spawn(asyncio.to_thread(server.stop, 1.0))
         self._set.changed()
 
     async def _restart(self, replica: Replica) -> None:
