@@ -124,8 +124,7 @@ class LocalServer:
             self._proc.wait(grace)
         # multiprocessing's resource tracker ignores SIGTERM and unlinks the tree's semaphores
         # and segments once the others are gone: give it that moment before SIGKILL.
-        while session_members(self.pid) and time.monotonic() < deadline + 2.0:
-            time.sleep(0.05)
+        _wait_for(lambda: not session_members(self.pid), deadline + 2.0 - time.monotonic())
         _signal_group(self.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self._proc.wait(5)
