@@ -13,7 +13,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rhapsody.api import BaseTask, ComputeTask
-from rhapsody.backends.task_options import check_process_option, option_error
+from rhapsody.backends.task_options import (
+    check_cwd,
+    check_env,
+    check_process_option,
+    option_error,
+)
 
 TEMPLATE_KEYS = ("cwd", "env", "stdin", "stdout", "stderr", "policy", "options")
 FROM_THE_TASK = ("target", "args", "kwargs")
@@ -74,13 +79,10 @@ def _check_template(task: ComputeTask, key: str, template: Any) -> None:
             )
         if value is None:
             continue
-        if name == "cwd" and not isinstance(value, (str, os.PathLike)):
-            option_error(task, where, "a directory path (str or os.PathLike)", value)
-        elif name == "env" and not (
-            isinstance(value, Mapping)
-            and all(type(k) is str and type(v) is str for k, v in value.items())
-        ):
-            option_error(task, where, "a dict of str to str", value)
+        if name == "cwd":
+            check_cwd(task, where, value)
+        elif name == "env":
+            check_env(task, where, value)
         elif name in ("stdout", "stderr"):
             _check_stream(task, where, name, value)
         elif name == "stdin" and value != _dragon_constant("DEVNULL"):

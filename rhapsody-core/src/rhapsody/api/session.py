@@ -15,10 +15,12 @@ from .errors import (
     TaskCanceledError,
     TaskExecutionError,
     TaskTimeoutError,
+    TaskValidationError,
 )
 from .routing_table import RoutingTable
 from .states import TaskState
 from .task import BaseTask, task_from_dict
+from .validators import unsafe_name
 
 if TYPE_CHECKING:
     from ..backends.base import Backend
@@ -50,8 +52,18 @@ class Session:
         from ..backends.base import Backend
         from ..plugins.manager import get_plugin_host
 
-        if uid is not None and (type(uid) is not str or not uid or os.sep in uid):
-            raise SessionError(f"Session.uid: expected a non-empty string without '/', got {uid!r}")
+        if uid is not None and unsafe_name(uid):
+            raise SessionError(
+                f"Session.uid: expected a name usable as a directory name (non-empty, no '/', NUL "
+                f"or control characters, not '.' or '..'), got {uid!r}"
+            )
+        if backends is not None and (
+            isinstance(backends, (str, bytes, Mapping)) or not isinstance(backends, Iterable)
+        ):
+            raise SessionError(
+                f"Session.backends: expected a list of backends, got {backends!r}"
+                + (" (wrap it in a list: backends=[backend])" if hasattr(backends, "name") else "")
+            )
         self.uid: str = uid or f"session.{uuid.uuid4().hex[:8]}"
         self.work_dir: str = os.path.abspath(os.fspath(work_dir)) if work_dir else os.getcwd()
         self.backends: dict[str, Backend] = {}
@@ -65,10 +77,12 @@ class Session:
         self._timers: dict[BaseTask, asyncio.TimerHandle] = {}
         self._background: set[asyncio.Future[Any]] = set()
         self._task_dir: str | None = None
+        self._claimed: set[str] = set()  # uids of batches being prepared, not registered yet
         self._on_submitted: Any = None
         self._on_state: Any = None
         self._on_finished: Any = None
         self._routing: RoutingTable | None = None
+        self.shutdown_timeout: float = 60.0
         for backend in backends or ():
             self.add_backend(backend)
 
@@ -142,14 +156,40 @@ class Session:
         """Route and submit ``tasks``; returns one future per task, in order.
 
         Plain dicts are converted to tasks (and get their ``uid`` written back). Every task is
-        validated and routed before any is submitted. A future resolves to its task when DONE and
-        raises the task's error when it FAILED or was CANCELED; tasks are awaitable the same way.
+        validated and routed before any is submitted: a bad task refuses the whole batch. Once
+        the batch is accepted every task of it runs, even if the caller is canceled meanwhile.
+        A future resolves to its task when DONE and raises the task's error when it FAILED or
+        was CANCELED; tasks are awaitable the same way.
         """
         if self._closed:
             raise SessionError(f"session {self.uid} is closed")
+        if isinstance(tasks, (BaseTask, Mapping, str, bytes)) or not isinstance(tasks, Iterable):
+            raise TaskValidationError(
+                "tasks",
+                "a list of tasks (ComputeTask, AITask or dict)",
+                tasks,
+                owner="Session.submit_tasks",
+            )
         if not self._started:
             await self.start()
-        batch = await self._prepare(tasks)
+        claimed: list[str] = []
+        try:
+            batch = await self._prepare(tasks, claimed)
+            groups = await self._route(batch)
+        except BaseException:
+            self._claimed.difference_update(claimed)
+            raise
+        if self._closed:
+            self._claimed.difference_update(claimed)
+            raise SessionError(f"session {self.uid} is closed")
+        # Accepted: from here on the batch is registered and submitted as a whole, whatever
+        # happens to the caller (a canceled caller must not leave half a batch behind).
+        job = asyncio.ensure_future(self._register_and_submit(batch, groups))
+        self._background.add(job)
+        job.add_done_callback(self._background_done)
+        return await asyncio.shield(job)
+
+    async def _route(self, batch: list[BaseTask]) -> dict[Backend, list[BaseTask]]:
         routing = self._routing
         assert routing is not None
         groups: dict[Backend, list[BaseTask]] = {}
@@ -166,27 +206,42 @@ class Session:
             if not backend.initialized:  # added after the session started
                 await backend._ensure_initialized()
             backend.check_tasks(group)
+        return groups
+
+    async def _register_and_submit(
+        self, batch: list[BaseTask], groups: dict[Backend, list[BaseTask]]
+    ) -> list[asyncio.Future[Any]]:
         futures = await self._register(batch, groups)
         for backend, group in groups.items():
+            if self._closed:
+                break
             try:
                 await backend.submit_tasks(group)
-            except Exception as exc:  # noqa: BLE001 - the tasks fail, the caller is told through them
+            except BaseException as exc:  # the tasks fail, the caller is told through them
                 log.error("backend %r failed to accept %d tasks: %s", backend.name, len(group), exc)
                 error = (
                     exc
                     if isinstance(exc, BackendError)
-                    else BackendError(f"backend {backend.name!r} failed to accept the task: {exc}")
+                    else BackendError(
+                        f"backend {backend.name!r} failed to accept the task: "
+                        f"{type(exc).__name__}: {exc}"
+                    )
                 )
                 for task in group:
                     if not task.done:
                         task.exception = error
                         self._transition(task, _FAILED)
+                if not isinstance(exc, Exception):
+                    raise
+        if self._closed:  # closed while this batch was being submitted
+            self._cancel_unfinished(batch, "the session was closed")
         return futures
 
-    async def _prepare(self, tasks: Iterable[BaseTask | Mapping[str, Any]]) -> list[BaseTask]:
+    async def _prepare(
+        self, tasks: Iterable[BaseTask | Mapping[str, Any]], claimed: list[str]
+    ) -> list[BaseTask]:
         batch: list[BaseTask] = []
-        seen: set[str] = set()
-        known = self.tasks
+        known, pending = self.tasks, self._claimed
         for i, item in enumerate(tasks):
             if isinstance(item, BaseTask):
                 task = item
@@ -197,9 +252,12 @@ class Session:
                 if isinstance(item, dict):
                     item.setdefault("uid", task.uid)
             uid = task.uid
-            if uid in known or uid in seen:
+            # Checked and claimed with no await in between: two concurrent submissions of the
+            # same uid cannot both pass.
+            if uid in known or uid in pending:
                 raise SessionError(f"duplicate task uid {uid!r}: uids must be unique in a session")
-            seen.add(uid)
+            pending.add(uid)
+            claimed.append(uid)
             batch.append(task)
             if i % CHUNK == CHUNK - 1:
                 await asyncio.sleep(0)
@@ -211,7 +269,7 @@ class Session:
         loop = self.loop
         assert loop is not None
         create_future = loop.create_future
-        known = self.tasks
+        known, claimed = self.tasks, self._claimed
         futures: list[asyncio.Future[Any]] = []
         append = futures.append
         on_submitted = self._on_submitted
@@ -223,6 +281,7 @@ class Session:
                 task.backend = name
                 task.state = _SUBMITTED
                 known[task.uid] = task
+                claimed.discard(task.uid)
                 if on_submitted is not None:
                     on_submitted(task=task, backend=backend, session=self)
                 if i % CHUNK == CHUNK - 1:
@@ -310,18 +369,35 @@ class Session:
 
     # -- waiting and canceling --------------------------------------------------------------------
 
-    def _lookup(self, tasks: Iterable[BaseTask | Mapping[str, Any]]) -> list[BaseTask]:
+    def _lookup(self, tasks: Iterable[BaseTask | Mapping[str, Any] | str]) -> list[BaseTask]:
+        if isinstance(tasks, (BaseTask, Mapping, str, bytes)) or not isinstance(tasks, Iterable):
+            raise TaskValidationError(
+                "tasks", "a list of tasks, task dicts or task uids", tasks, owner="Session"
+            )
         found: list[BaseTask] = []
+        known = self.tasks
         for item in tasks:
-            uid = item.uid if isinstance(item, BaseTask) else item.get("uid")
-            task = self.tasks.get(uid) if isinstance(uid, str) else None
-            if task is None or (isinstance(item, BaseTask) and task is not item):
-                raise SessionError(f"task {uid!r} was not submitted to session {self.uid}")
+            if isinstance(item, BaseTask):
+                task = known.get(item.uid)
+                if task is not item:
+                    raise SessionError(f"task {item.uid!r} was not submitted to session {self.uid}")
+            else:
+                if isinstance(item, str):
+                    uid: Any = item
+                elif isinstance(item, Mapping):
+                    uid = item.get("uid")
+                else:
+                    raise TaskValidationError(
+                        "tasks[]", "a task, a task dict or a task uid", item, owner="Session"
+                    )
+                task = known.get(uid) if isinstance(uid, str) else None
+                if task is None:
+                    raise SessionError(f"task {uid!r} was not submitted to session {self.uid}")
             found.append(task)
         return found
 
     async def wait_tasks(
-        self, tasks: Iterable[BaseTask | Mapping[str, Any]], timeout: float | None = None
+        self, tasks: Iterable[BaseTask | Mapping[str, Any] | str], timeout: float | None = None
     ) -> list[BaseTask]:
         """Wait until every task ended; never raises for a failed task.
 
@@ -338,7 +414,7 @@ class Session:
                 )
         return found
 
-    async def cancel_tasks(self, tasks: Iterable[BaseTask | Mapping[str, Any]]) -> int:
+    async def cancel_tasks(self, tasks: Iterable[BaseTask | Mapping[str, Any] | str]) -> int:
         """Cancel tasks that have not ended; returns how many were canceled."""
         found = [t for t in self._lookup(tasks) if not t.done]
         await self._cancel(found, "canceled by the user")
@@ -373,26 +449,39 @@ class Session:
         return self._pending
 
     async def close(self) -> None:
-        """Shut down every backend; every task still running ends CANCELED. Idempotent."""
+        """Shut down every backend; every task still running ends CANCELED. Idempotent.
+
+        Each backend gets ``shutdown_timeout`` seconds (default 60) to stop; one that takes
+        longer is logged and left, and its tasks end CANCELED all the same.
+        """
         if self._closed:
             return
         self._closed = True
         for backend in self.backends.values():
             try:
-                await backend.shutdown()
+                await asyncio.wait_for(backend.shutdown(), self.shutdown_timeout)
+            except TimeoutError:
+                log.error(
+                    "backend %r did not shut down within %ss", backend.name, self.shutdown_timeout
+                )
             except Exception as exc:  # noqa: BLE001 - shut down the others regardless
                 log.error("backend %r failed to shut down: %s", backend.name, exc)
-        for task in self.tasks.values():
-            if not task.done:
-                task.exception = TaskCanceledError(task.uid, "the session was closed")
-                self._transition(task, _CANCELED)
+        self._cancel_unfinished(self.tasks.values(), "the session was closed")
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
         if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+            await asyncio.wait(list(self._background), timeout=self.shutdown_timeout)
+        # Tasks registered by a submission that was still running meanwhile.
+        self._cancel_unfinished(self.tasks.values(), "the session was closed")
         if self._started:
             self._host.pm.hook.rhapsody_session_close(session=self)
+
+    def _cancel_unfinished(self, tasks: Iterable[BaseTask], reason: str) -> None:
+        for task in list(tasks):
+            if not task.done and task._future is not None:
+                task.exception = TaskCanceledError(task.uid, reason)
+                self._transition(task, _CANCELED)
 
     def __repr__(self) -> str:
         return f"Session(uid={self.uid!r}, backends={list(self.backends)}, tasks={len(self.tasks)})"

@@ -39,7 +39,7 @@ class BaseTask:
 
     kind: ClassVar[str] = "task"
 
-    uid: str = attrs.field(factory=next_uid, validator=v.non_empty_str)
+    uid: str = attrs.field(factory=next_uid, validator=v.uid)
     backend: str | None = attrs.field(default=None, validator=v.optional_str)
     timeout: float | None = attrs.field(default=None, validator=v.optional_timeout)
     task_backend_specific_kwargs: Mapping[str, Any] = attrs.field(
@@ -55,9 +55,8 @@ class BaseTask:
     exit_code: int | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
     exception: BaseException | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
     traceback: str | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
-    # Bookkeeping: the future the session resolves, and a slot a backend may use for its handle.
+    # Bookkeeping: the future the session resolves.
     _future: asyncio.Future[Any] | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
-    _handle: Any = attrs.field(init=False, default=None, on_setattr=_RESULT)
 
     def __await__(self) -> Generator[Any, None, Any]:
         future = self._future

@@ -26,9 +26,45 @@ def non_empty_str(inst: Any, attribute: Any, value: Any) -> None:
         _fail(inst, attribute, "a non-empty string", value)
 
 
+# A uid names the files the runtime writes for a task ({uid}.stdout ...): it must be one safe
+# file-name component, so that no uid can reach outside the session's directory.
+UID_MAX_LENGTH = 200
+_UID_EXPECTED = (
+    f"a non-empty name of at most {UID_MAX_LENGTH} characters, without '/', NUL or control "
+    "characters, and not '.' or '..'"
+)
+
+
+def unsafe_name(value: Any) -> bool:
+    """True unless ``value`` is a string usable as one file-name component (see uids)."""
+    return (
+        type(value) is not str
+        or not value
+        or len(value) > UID_MAX_LENGTH
+        or value in (".", "..")
+        or "/" in value
+        or (os.altsep is not None and os.altsep in value)
+        or not value.isprintable()
+    )
+
+
+def uid(inst: Any, attribute: Any, value: Any) -> None:
+    if unsafe_name(value):
+        _fail(inst, attribute, _UID_EXPECTED, value)
+
+
+def os_string_problem(value: str | bytes) -> str | None:
+    """Why the operating system would refuse ``value`` in a path, argv or environment (NUL)."""
+    return "contains a NUL byte" if ("\0" if isinstance(value, str) else b"\0") in value else None
+
+
 def optional_path(inst: Any, attribute: Any, value: Any) -> None:
-    if value is not None and not (isinstance(value, (str, os.PathLike)) and os.fspath(value)):
+    if value is None:
+        return
+    if not (isinstance(value, (str, os.PathLike)) and os.fspath(value)):
         _fail(inst, attribute, "a non-empty str or os.PathLike, or None", value)
+    if os_string_problem(os.fspath(value)):
+        _fail(inst, attribute, "a path without NUL bytes", value)
 
 
 def optional_callable(inst: Any, attribute: Any, value: Any) -> None:
@@ -42,6 +78,8 @@ def str_sequence(inst: Any, attribute: Any, value: Any) -> None:
     for item in value:
         if not isinstance(item, (str, os.PathLike)):
             _fail(inst, attribute, "a list or tuple of strings", value)
+        if os_string_problem(os.fspath(item)):
+            _fail(inst, attribute, "a list or tuple of strings without NUL bytes", value)
 
 
 def optional_str_sequence(inst: Any, attribute: Any, value: Any) -> None:
@@ -73,9 +111,16 @@ def _is_number(value: Any) -> bool:
     return type(value) in (int, float) and not math.isnan(value)
 
 
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
 def optional_timeout(inst: Any, attribute: Any, value: Any) -> None:
-    if value is not None and not (_is_number(value) and value > 0):
-        _fail(inst, attribute, "a number of seconds > 0, or None", value)
+    if value is not None and not (_is_number(value) and value > 0 and _finite(value)):
+        _fail(inst, attribute, "a finite number of seconds > 0, or None", value)
 
 
 def number_in_range(lo: float, hi: float, *, lo_open: bool = False) -> Validator:

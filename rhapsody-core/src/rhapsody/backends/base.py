@@ -121,7 +121,11 @@ class Backend(abc.ABC):
     # -- reporting --------------------------------------------------------------------------------
 
     def report(self, task: BaseTask, state: TaskState) -> bool:
-        """Record a state change of ``task``; returns False when the task already ended."""
+        """Record a state change of ``task``; returns False when the task already ended.
+
+        Once the backend belongs to a session this is the session's own state-machine entry
+        point (no extra call on the hot path), unless a subclass overrides it.
+        """
         return self._sink(task, state)
 
     def report_threadsafe(self, task: BaseTask, state: TaskState) -> None:
@@ -129,10 +133,12 @@ class Backend(abc.ABC):
         session = self.session
         if session is None or session.loop is None:
             raise RuntimeError(f"backend {self.name!r} is not attached to a running session")
-        session.loop.call_soon_threadsafe(self._sink, task, state)
+        session.loop.call_soon_threadsafe(self.report, task, state)
 
     def _attach(self, session: Session, sink: StateSink) -> None:
         self.session, self._sink = session, sink
+        if type(self).report is Backend.report:
+            self.report = sink  # type: ignore[method-assign]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"

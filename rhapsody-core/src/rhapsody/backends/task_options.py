@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 
 from ..api.errors import TaskValidationError
 from ..api.task import BaseTask, ComputeTask
+from ..api.validators import os_string_problem
 
 PROCESS_OPTIONS = ("cwd", "env", "shell")
 
@@ -30,13 +31,9 @@ def option_error(task: BaseTask, key: str, expected: str, got: Any) -> NoReturn:
 def check_process_option(task: ComputeTask, key: str, value: Any) -> bool:
     """Check ``cwd``/``env``/``shell``; False when ``key`` is none of them."""
     if key == "cwd":
-        if not isinstance(value, (str, os.PathLike)):
-            option_error(task, key, "a directory path (str or os.PathLike)", value)
+        check_cwd(task, key, value)
     elif key == "env":
-        if not isinstance(value, Mapping) or not all(
-            type(k) is str and type(v) is str for k, v in value.items()
-        ):
-            option_error(task, key, "a dict of str to str", value)
+        check_env(task, key, value)
     elif key == "shell":
         if type(value) is not bool:
             option_error(task, key, "True or False", value)
@@ -45,3 +42,27 @@ def check_process_option(task: ComputeTask, key: str, value: Any) -> bool:
     else:
         return False
     return True
+
+
+def check_cwd(task: BaseTask, key: str, value: Any) -> None:
+    """A working directory the operating system accepts (a path without NUL bytes)."""
+    if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+        option_error(task, key, "a directory path (str or os.PathLike)", value)
+    if os_string_problem(os.fspath(value)):
+        option_error(task, key, "a directory path without NUL bytes", value)
+
+
+def check_env(task: BaseTask, key: str, value: Any) -> None:
+    """Environment variables the operating system accepts: names non-empty, without '=' or NUL;
+    values without NUL."""
+    if not isinstance(value, Mapping):
+        option_error(task, key, "a dict of str to str", value)
+    for name, text in value.items():
+        if type(name) is not str or type(text) is not str:
+            option_error(task, key, "a dict of str to str", value)
+        if not name or "=" in name or "\0" in name:
+            option_error(
+                task, f"{key}[{name!r}]", "a variable name, non-empty, without '=' or NUL", name
+            )
+        if "\0" in text:
+            option_error(task, f"{key}[{name!r}]", "a value without NUL bytes", text)

@@ -18,7 +18,9 @@ from ...api.errors import BackendConfigurationError, BackendError, TaskExecution
 from ...api.states import TaskState
 from ...api.task import BaseTask, ComputeTask
 from ..base import ExecutionBackend
+from ..exit_cleanup import stop_at_exit
 from ..inbox import LoopInbox
+from ..task_output import capture_paths
 from .executables import kill, run_executable
 from .functions import call_captured, format_traceback
 from .options import check_options as check_concurrent_options
@@ -72,8 +74,9 @@ class ConcurrentExecutionBackend(ExecutionBackend):
         self._executor: Executor | None = executor
         self._threads: TaskThreadPool | None = None
         self._max_processes = max_processes or _default_max_processes()
-        self._launcher: ThreadPoolExecutor | None = None
-        self._processes: set[subprocess.Popen[bytes]] = set()
+        self._launcher: TaskThreadPool | None = None
+        self._processes: dict[ComputeTask, subprocess.Popen[bytes]] = {}
+        self._futures: dict[ComputeTask, Future[Any]] = {}  # on a user's thread executor
         self._inbox: LoopInbox | None = None
         self._dispatcher: ProcessPoolDispatcher | None = None
 
@@ -93,12 +96,13 @@ class ConcurrentExecutionBackend(ExecutionBackend):
             self._dispatcher = ProcessPoolDispatcher(
                 self._executor, loop, self._deliver, self._capture_paths, self._set_executor
             )
+        stop_at_exit(self._stop_at_exit)
 
     def _set_executor(self, executor: Executor) -> None:
         self._executor = executor
 
     def _deliver(self, task: ComputeTask, state: TaskState) -> None:
-        self._sink(task, state)
+        self.report(task, state)
 
     # -- checks and submission --------------------------------------------------------------------
 
@@ -115,24 +119,26 @@ class ConcurrentExecutionBackend(ExecutionBackend):
         for i, task in enumerate(tasks):
             try:
                 if task.function is None:  # type: ignore[attr-defined]
-                    task._handle = self._launch_executable(task)  # type: ignore[arg-type]
+                    self._launch_executable(task)  # type: ignore[arg-type]
                 elif threads is not None:
                     threads.submit(task)
                 elif dispatcher is not None:
                     dispatcher.submit(task)  # type: ignore[arg-type]
                 else:
-                    task._handle = executor.submit(run_function, task)  # type: ignore[union-attr,arg-type]
-            except RuntimeError as exc:  # an executor shut down under us
-                task.exception = BackendError(f"backend {self.name!r} cannot run tasks: {exc}")
-                self._sink(task, _FAILED)
+                    self._futures[task] = executor.submit(run_function, task)  # type: ignore[union-attr,index,arg-type]
+            except Exception as exc:  # noqa: BLE001 - e.g. an executor shut down under us
+                task.exception = BackendError(
+                    f"backend {self.name!r} could not start task {task.uid}: "
+                    f"{type(exc).__name__}: {exc}"
+                )
+                self.report(task, _FAILED)
             if i % _CHUNK == _CHUNK - 1:
                 await asyncio.sleep(0)
 
     def _capture_paths(self, task: ComputeTask) -> tuple[str, str] | None:
         if not task.capture_stdio:
             return None
-        base = os.path.join(self._task_dir(), task.uid)
-        return base + ".stdout", base + ".stderr"
+        return capture_paths(self._task_dir(), task.uid)
 
     def _task_dir(self) -> str:
         if self.session is None:
@@ -164,26 +170,31 @@ class ConcurrentExecutionBackend(ExecutionBackend):
                         task.uid, None, None, message=f"did not produce its output files {missing}"
                     )
         except BaseException as exc:  # noqa: BLE001 - the task's failure, reported as such
-            task._handle = None
+            if self._futures:
+                self._futures.pop(task, None)
             if task.state not in _ENDED:
                 task.exception = exc
                 task.traceback = format_traceback(exc)
                 push(task, _FAILED)
             return
-        task._handle = None
+        if self._futures:
+            self._futures.pop(task, None)
         if task.state not in _ENDED:
             task.return_value = result
             push(task, _DONE)
 
     # -- executables ------------------------------------------------------------------------------
 
-    def _launch_executable(self, task: ComputeTask) -> Future[Any]:
+    def _launch_executable(self, task: ComputeTask) -> None:
         if self._launcher is None:
-            self._launcher = ThreadPoolExecutor(
-                self._max_processes, thread_name_prefix=f"rhapsody-{self.name}-exec"
+            # Daemon threads: a launcher waiting on a process never holds the interpreter open.
+            self._launcher = TaskThreadPool(
+                self._run_executable, self._max_processes, f"rhapsody-{self.name}-exec"
             )
-        return self._launcher.submit(
-            run_executable,
+        self._launcher.submit(task)
+
+    def _run_executable(self, task: ComputeTask) -> None:
+        run_executable(
             task,
             self._inbox.push,  # type: ignore[union-attr]
             self._processes,
@@ -198,15 +209,18 @@ class ConcurrentExecutionBackend(ExecutionBackend):
 
     async def cancel_tasks(self, tasks: Sequence[BaseTask]) -> None:
         running_in_pool: list[ComputeTask] = []
+        processes, futures = self._processes, self._futures
         for task in tasks:
-            handle = task._handle
-            if isinstance(handle, subprocess.Popen):
-                kill(handle)
-            elif isinstance(handle, Future):
-                if self._dispatcher is not None and task.function is not None:  # type: ignore[attr-defined]
-                    running_in_pool.append(task)  # type: ignore[arg-type]
-                else:
-                    handle.cancel()  # a thread cannot be interrupted: only queued work stops
+            process = processes.get(task)  # type: ignore[call-overload]
+            if process is not None:
+                kill(process)
+            elif self._dispatcher is not None and task.function is not None:  # type: ignore[attr-defined]
+                running_in_pool.append(task)  # type: ignore[arg-type]
+            else:
+                future = futures.pop(task, None)  # type: ignore[call-overload]
+                if future is not None:
+                    future.cancel()  # a thread cannot be interrupted: only queued work stops
+            # queued executables and thread-pool functions are skipped once the task ended
         if running_in_pool and self._dispatcher is not None:
             self._dispatcher.kill_running(running_in_pool)
 
@@ -214,16 +228,15 @@ class ConcurrentExecutionBackend(ExecutionBackend):
         if self._closed:
             return
         self._closed = True
-        for process in list(self._processes):
-            kill(process)
+        self._kill_processes()
         waits = []
         if self._launcher is not None:
-            self._launcher.shutdown(wait=False, cancel_futures=True)
-            waits.append(asyncio.to_thread(self._launcher.shutdown, True))
+            self._launcher.shutdown()
+            waits.append(asyncio.to_thread(self._launcher.join, 10))
         if self._dispatcher is not None:
             pool = self._dispatcher.close()
+            terminate_workers(pool)  # before shutdown(): it forgets its processes
             pool.shutdown(wait=False, cancel_futures=True)
-            terminate_workers(pool)
             waits.append(asyncio.to_thread(pool.shutdown, True))
         elif self._threads is not None:
             self._threads.shutdown()  # queued functions are dropped, running ones finish alone
@@ -231,6 +244,18 @@ class ConcurrentExecutionBackend(ExecutionBackend):
             # Threads cannot be killed: queued functions are dropped, running ones finish alone.
             self._executor.shutdown(wait=False, cancel_futures=True)
         if waits:
-            await asyncio.gather(*waits)
-        for process in list(self._processes):  # started while we were stopping
+            await asyncio.wait([asyncio.ensure_future(w) for w in waits], timeout=30)
+        self._kill_processes()  # started while we were stopping
+
+    def _kill_processes(self) -> None:
+        for process in list(self._processes.values()):
             kill(process)
+
+    def _stop_at_exit(self) -> None:
+        """Interpreter exit without a shutdown (Ctrl-C outside ``async with``): no strays."""
+        self._closed = True
+        self._kill_processes()
+        if self._dispatcher is not None:
+            terminate_workers(self._dispatcher.pool)
+        if self._launcher is not None:
+            self._launcher.shutdown()

@@ -23,6 +23,7 @@ from ...api.errors import BackendError
 from ...api.states import TaskState
 from ...api.task import ComputeTask
 from ..inbox import LoopInbox
+from ..process_tree import kill_tree
 from .functions import call_pickled
 
 log = logging.getLogger(__name__)
@@ -43,11 +44,12 @@ def _replacement(pool: ProcessPoolExecutor) -> ProcessPoolExecutor:
 
 
 def terminate_workers(pool: ProcessPoolExecutor) -> None:
+    """Kill the pool's worker processes and whatever they started (call before ``shutdown()``,
+    which forgets them)."""
     for process in list((getattr(pool, "_processes", None) or {}).values()):
-        try:
-            process.kill()
-        except (OSError, ValueError):
-            pass
+        pid = process.pid
+        if pid is not None:
+            kill_tree(pid, group=False)  # workers share our process group
 
 
 class ProcessPoolDispatcher:
@@ -72,6 +74,7 @@ class ProcessPoolDispatcher:
         self._suspect_in_flight: ComputeTask | None = None
         self._strikes: dict[ComputeTask, int] = {}
         self._killed_pools: set[int] = set()
+        self._futures: dict[ComputeTask, Future[Any]] = {}
         self._in_flight = 0
         self._closed = False
 
@@ -115,7 +118,7 @@ class ProcessPoolDispatcher:
             self._fail(task, BackendError(f"task {task.uid}: the process pool is shut down: {exc}"))
             return
         future._rhapsody = (task, pool)  # type: ignore[attr-defined]
-        task._handle = future
+        self._futures[task] = future
         self._in_flight += 1
         self._deliver(task, _RUNNING)
         future.add_done_callback(self._future_done)
@@ -146,7 +149,7 @@ class ProcessPoolDispatcher:
                     self._fail(task, value)
         if task.done:
             self._strikes.pop(task, None)
-            task._handle = None
+            self._futures.pop(task, None)
         self._pump()
 
     def _broken(self, task: ComputeTask, pool: ProcessPoolExecutor) -> None:
@@ -185,8 +188,8 @@ class ProcessPoolDispatcher:
         """Stop ``tasks``: cancel pending futures, kill the workers for running ones."""
         must_kill = False
         for task in tasks:
-            future = task._handle
-            if isinstance(future, Future) and not future.cancel() and not future.done():
+            future = self._futures.get(task)
+            if future is not None and not future.cancel() and not future.done():
                 must_kill = True
         if must_kill:
             self._killed_pools.add(id(self.pool))
