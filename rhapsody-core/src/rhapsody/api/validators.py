@@ -108,7 +108,8 @@ def boolean(inst: Any, attribute: Any, value: Any) -> None:
 
 
 def _is_number(value: Any) -> bool:
-    return type(value) in (int, float) and not math.isnan(value)
+    # ints are never NaN (and may be too large for a float: isnan would overflow)
+    return type(value) is int or (type(value) is float and not math.isnan(value))
 
 
 def _finite(value: Any) -> bool:

@@ -20,8 +20,9 @@ PROCESS_OPTIONS = ("cwd", "env", "shell")
 
 def option_error(task: BaseTask, key: str, expected: str, got: Any) -> NoReturn:
     """Raise the :class:`TaskValidationError` for option ``key`` of ``task``."""
+    head, bracket, rest = key.partition("[")  # "env['A=B']" -> ['env']['A=B']
     raise TaskValidationError(
-        f"task_backend_specific_kwargs[{key!r}]",
+        f"task_backend_specific_kwargs[{head!r}]{bracket}{rest}",
         expected,
         got,
         owner=f"{type(task).__name__} {task.uid}",

@@ -157,11 +157,14 @@ class ConcurrentExecutionBackend(ExecutionBackend):
                 missing = missing_files(task.input_files, cwd_of(task))
                 if missing:
                     raise FileNotFoundError(f"input files not found: {missing}")
+            paths = self._capture_paths(task) if task.capture_stdio else None
+            if paths is not None:
+                task.stdout, task.stderr = paths
             result = call_captured(
                 task.function,  # type: ignore[arg-type]
                 task.args,
                 task.kwargs,
-                self._capture_paths(task) if task.capture_stdio else None,
+                paths,
             )
             if task.output_files:
                 missing = missing_files(task.output_files, cwd_of(task))

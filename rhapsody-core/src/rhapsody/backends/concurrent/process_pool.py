@@ -108,12 +108,15 @@ class ProcessPoolDispatcher:
             )
             return
         pool = self.pool
+        paths = self._capture_paths(task)
+        if paths is not None:
+            task.stdout, task.stderr = paths
         try:
-            future = pool.submit(call_pickled, payload, self._capture_paths(task))
+            future = pool.submit(call_pickled, payload, paths)
         except BrokenProcessPool:
             self._replace(pool)
             pool = self.pool
-            future = pool.submit(call_pickled, payload, self._capture_paths(task))
+            future = pool.submit(call_pickled, payload, paths)
         except RuntimeError as exc:  # the pool was shut down under us
             self._fail(task, BackendError(f"task {task.uid}: the process pool is shut down: {exc}"))
             return
