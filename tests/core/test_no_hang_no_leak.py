@@ -129,9 +129,7 @@ async def test_close_kills_process_pool_workers_running_functions():
 
 
 async def test_children_left_by_a_finished_executable_are_stopped(no_stray_children):
-    task = ComputeTask(
-        executable="/bin/sh", arguments=["-c", "sleep 60 >/dev/null 2>&1 & echo $!"]
-    )
+    task = ComputeTask(executable="/bin/sh", arguments=["-c", "sleep 60 >/dev/null 2>&1 & echo $!"])
     backend = await ConcurrentExecutionBackend()
     async with Session(backends=[backend]) as session:
         await session.submit_tasks([task])

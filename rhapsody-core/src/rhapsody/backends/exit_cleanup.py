@@ -48,5 +48,5 @@ def _run_hooks() -> None:
             continue
         try:
             method()
-        except Exception:  # noqa: BLE001 - the others still run
+        except Exception:
             log.exception("a rhapsody exit hook failed")

@@ -11,7 +11,7 @@ import asyncio
 import os
 import subprocess
 from collections.abc import Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from typing import Any
 
 from ...api.errors import BackendConfigurationError, BackendError, TaskExecutionError

@@ -1,11 +1,5 @@
-"""Running an executable task as a subprocess, from a launcher thread.
-
-No shell unless ``shell=True``. Each process leads its own session and process group, so that a
-kill (cancel, timeout, shutdown) also reaches the children it started, and whatever it leaves
-behind when it ends is stopped then. Output goes to files, not pipes: a pipe's write end
-inherited by another process (a forked process-pool worker, a background child) would keep the
-task from ever seeing the end of its output.
-"""
+"""Running an executable task as a subprocess, from a launcher thread (see
+:mod:`rhapsody.backends.local_process` for how the process is started, watched and stopped)."""
 
 from __future__ import annotations
 
@@ -14,32 +8,19 @@ import os
 import subprocess
 import tempfile
 from collections.abc import Callable
-from typing import IO, Any
+from typing import IO
 
 from ...api.errors import TaskExecutionError
 from ...api.states import TaskState
 from ...api.task import ComputeTask
+from ..local_process import command_line, start, wait
 from ..exit_status import describe_exit
-from ..process_tree import kill_group, kill_tree
+from ..local_process import kill, read_back
 from ..task_output import capture_paths
 from .options import cwd_of, missing_files
 
 _RUNNING, _DONE, _FAILED = TaskState.RUNNING, TaskState.DONE, TaskState.FAILED
 _ENDED = (TaskState.DONE, TaskState.FAILED, TaskState.CANCELED)
-
-
-def kill(process: subprocess.Popen[bytes]) -> None:
-    """SIGKILL ``process``, its descendants and its process group (if it was not reaped yet)."""
-    if process.returncode is None:
-        kill_tree(process.pid, group=True)
-
-
-def _command(task: ComputeTask, shell: bool) -> Any:
-    executable = os.fspath(task.executable)  # type: ignore[arg-type]
-    arguments = [os.fspath(a) for a in task.arguments]
-    if shell:  # the user asked for shell semantics ($VARS, pipes): one command line
-        return " ".join([executable, *arguments])
-    return [executable, *arguments]
 
 
 def run_executable(
@@ -60,7 +41,7 @@ def run_executable(
             if task.state in _ENDED or closing():  # canceled while it was starting
                 kill(process)
             try:
-                code = _wait(process)
+                code = wait(process)
             finally:
                 processes.pop(task, None)
             if task.state in _ENDED or closing():  # canceled, timed out or shut down
@@ -83,8 +64,6 @@ def _start(
     shell = bool(options.get("shell", False))
     cwd = cwd_of(task)
     env = options.get("env")
-    if env is not None:
-        env = {**os.environ, **env}
     missing = missing_files(task.input_files, cwd)
     if missing:
         raise FileNotFoundError(f"input files not found: {missing}")
@@ -96,38 +75,13 @@ def _start(
     else:  # anonymous files, read back once the process ended
         out = files.enter_context(tempfile.TemporaryFile())
         err = files.enter_context(tempfile.TemporaryFile())
-    process = subprocess.Popen(
-        _command(task, shell),
-        stdin=subprocess.DEVNULL,
-        stdout=out,
-        stderr=err,
-        cwd=cwd,
-        env=env,
-        shell=shell,
-        # A session of its own (setsid): measured 1.5x faster to spawn from these launcher
-        # threads than process_group=0; and it makes the process group ours to kill.
-        start_new_session=True,
+    command = command_line(
+        os.fspath(task.executable),  # type: ignore[arg-type]
+        [os.fspath(a) for a in task.arguments],
+        shell,
     )
+    process = start(command, shell=shell, cwd=cwd, env=env, stdout=out, stderr=err)
     return process, out, err, paths
-
-
-def _wait(process: subprocess.Popen[bytes]) -> int:
-    """Wait for ``process`` to exit, stop what it left behind in its group, then reap it.
-
-    Waiting without reaping (WNOWAIT) keeps its pid -- the group's id -- from being reused
-    while the group is killed.
-    """
-    pid = process.pid
-    while True:
-        try:
-            os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
-            break
-        except InterruptedError:
-            continue
-        except ChildProcessError:  # reaped elsewhere
-            break
-    kill_group(pid)
-    return process.wait()
 
 
 def _finish(
@@ -144,7 +98,7 @@ def _finish(
         task.stdout, task.stderr = paths
         error_text = _tail(paths[1]) if code != 0 else None
     else:
-        task.stdout, task.stderr = _read(out), _read(err)
+        task.stdout, task.stderr = read_back(out), read_back(err)
         task.return_value = task.stdout
         error_text = task.stderr
     if code != 0:
@@ -159,11 +113,6 @@ def _finish(
         push(task, _FAILED)
         return
     push(task, _DONE)
-
-
-def _read(f: IO[bytes]) -> str:
-    f.seek(0)
-    return f.read().decode("utf-8", "replace")
 
 
 def _tail(path: str, limit: int = 4000) -> str:
