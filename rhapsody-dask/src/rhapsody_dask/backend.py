@@ -30,6 +30,7 @@ from rhapsody.api import (
     TaskTimeoutError,
 )
 from rhapsody.backends import ExecutionBackend
+from rhapsody.backends.exit_status import describe_exit
 from rhapsody.backends.inbox import LoopInbox
 from rhapsody.backends.task_output import store_output
 
@@ -84,7 +85,23 @@ class DaskExecutionBackend(ExecutionBackend):
         super().__init__(name)
         cls = "DaskExecutionBackend"
         if isinstance(cluster, str):
-            cluster, address = None, address or cluster
+            if address is not None:
+                raise BackendConfigurationError(
+                    cls, "address", "no address= when cluster= is an address", address
+                )
+            cluster, address = None, cluster
+        if address is not None and (type(address) is not str or not address):
+            raise BackendConfigurationError(
+                cls, "address", "a scheduler address string ('tcp://host:8786')", address
+            )
+        if (
+            type(connect_timeout) not in (int, float)
+            or not connect_timeout > 0
+            or connect_timeout == float("inf")
+        ):
+            raise BackendConfigurationError(
+                cls, "connect_timeout", "a finite number of seconds > 0", connect_timeout
+            )
         given = [
             n
             for n, v in (("cluster", cluster), ("client", client), ("address", address))
@@ -131,6 +148,7 @@ class DaskExecutionBackend(ExecutionBackend):
         self._token = uuid.uuid4().hex[:10]
         self._topic = f"rhapsody-running-{self._token}"
         self._running: dict[Any, ComputeTask] = {}
+        self._futures: dict[ComputeTask, Future[Any]] = {}
         self._completed: list[Future[Any]] = []
         self._retired: list[Future[Any]] = []
         self._collector: asyncio.Task[None] | None = None
@@ -186,6 +204,24 @@ class DaskExecutionBackend(ExecutionBackend):
                 await asyncio.sleep(0)
 
     def _map(self, tasks: list[ComputeTask], is_function: bool, options: dict[str, Any]) -> None:
+        try:
+            futures, keys = self._map_now(tasks, is_function, options)
+        except Exception:  # noqa: BLE001 - one task that does not serialise: find it
+            if len(tasks) == 1:
+                self._fail_unsendable(tasks[0])
+                return
+            for task in tasks:  # one at a time, so that only the culprit fails
+                self._map([task], is_function, options)
+            return
+        running, handles, done = self._running, self._futures, self._future_done_threadsafe
+        for task, key, future in zip(tasks, keys, futures, strict=True):
+            running[key] = task
+            handles[task] = future
+            future.add_done_callback(done)
+
+    def _map_now(
+        self, tasks: list[ComputeTask], is_function: bool, options: dict[str, Any]
+    ) -> tuple[list[Future[Any]], list[str]]:
         keys = [f"{_prefix(t)}-{self._token}-{t.uid}" for t in tasks]
         topics = [self._topic] * len(tasks)
         if is_function:
@@ -217,11 +253,18 @@ class DaskExecutionBackend(ExecutionBackend):
                 pure=False,
                 **options,
             )
-        running, done = self._running, self._future_done_threadsafe
-        for task, key, future in zip(tasks, keys, futures, strict=True):
-            running[key] = task
-            task._handle = future
-            future.add_done_callback(done)
+        return futures, keys
+
+    def _fail_unsendable(self, task: ComputeTask) -> None:
+        try:
+            cloudpickle.dumps((task.function, task.args, dict(task.kwargs)))
+            reason = "Dask refused it"
+        except Exception as exc:  # noqa: BLE001 - the reason, shortened
+            reason = f"{type(exc).__name__}: {str(exc)[:300]}"
+        task.exception = BackendError(
+            f"task {task.uid}: its function or arguments cannot be sent to a Dask worker ({reason})"
+        )
+        self.report(task, _FAILED)
 
     def _fail_unsatisfiable(
         self,
@@ -235,7 +278,7 @@ class DaskExecutionBackend(ExecutionBackend):
                 f"task {task.uid}: no Dask worker offers resources {wanted}; workers offer "
                 f"{summary}"
             )
-            self._sink(task, _FAILED)
+            self.report(task, _FAILED)
 
     # -- progress ---------------------------------------------------------------------------------
 
@@ -245,7 +288,7 @@ class DaskExecutionBackend(ExecutionBackend):
         if task is None:
             return
         if message[0] == "run":
-            self._sink(task, _RUNNING)
+            self.report(task, _RUNNING)
             return
         del self._running[message[1]]
         self._retire(task)
@@ -292,8 +335,7 @@ class DaskExecutionBackend(ExecutionBackend):
         the scheduler to forget the key, one message each: done in bulk, when the backend is
         idle or every few thousand tasks, so that the scheduler is not kept busy mid-run."""
         retired = self._retired
-        retired.append(task._handle)
-        task._handle = None
+        retired.append(self._futures.pop(task, None))
         if len(retired) >= _RETIRE_BATCH or not self._running:
             self._retired = []
 
@@ -301,23 +343,23 @@ class DaskExecutionBackend(ExecutionBackend):
         task = self._running.pop(key, None)
         if task is not None and not task.done:
             task.exception = BackendError(f"task {task.uid}: its result never reached the client")
-            self._sink(task, _FAILED)
+            self.report(task, _FAILED)
 
     def _complete(self, task: ComputeTask, result: Any) -> None:
         if task.done:
             return
         if isinstance(result, BaseException):
             task.exception = BackendError(f"task {task.uid}: could not fetch its result: {result}")
-            self._sink(task, _FAILED)
+            self.report(task, _FAILED)
         elif task.function is not None:
             ok, value, text, out, err = result
             self._store_output(task, out, err)
             if ok:
                 task.return_value = value
-                self._sink(task, _DONE)
+                self.report(task, _DONE)
             else:
                 task.exception, task.traceback = value, text
-                self._sink(task, _FAILED)
+                self.report(task, _FAILED)
         else:
             code, out, err, error = result
             task.exit_code = code
@@ -327,23 +369,19 @@ class DaskExecutionBackend(ExecutionBackend):
             if error == worker_side.TIMED_OUT and task.timeout is not None:
                 # the worker killed it at its timeout, a moment before the session's timer
                 task.exception = TaskTimeoutError(task.uid, task.timeout)
-                self._sink(task, _FAILED)
+                self.report(task, _FAILED)
             elif error is not None or code != 0:
-                reason = error or (
-                    f"was killed by signal {-code}"
-                    if code and code < 0
-                    else f"exited with code {code}"
-                )
+                reason = error or describe_exit(code)
                 task.exception = TaskExecutionError(task.uid, err, code, message=reason)
-                self._sink(task, _FAILED)
+                self.report(task, _FAILED)
             else:
-                self._sink(task, _DONE)
+                self.report(task, _DONE)
 
     async def _finish_unsuccessful(self, future: Future[Any]) -> None:
         task = self._running.pop(future.key, None)
         if task is None or task.done:
             return
-        task._handle = None
+        self._futures.pop(task, None)
         error = await _result_or_error(future)
         name = type(error).__name__
         if name == "KilledWorker":
@@ -353,7 +391,7 @@ class DaskExecutionBackend(ExecutionBackend):
         else:
             message = f"task {task.uid}: Dask failed it: {name}: {error}"
         task.exception = BackendError(message)
-        self._sink(task, _FAILED)
+        self.report(task, _FAILED)
 
     def _store_output(self, task: ComputeTask, out: str | None, err: str | None) -> None:
         if task.capture_stdio:
@@ -365,7 +403,8 @@ class DaskExecutionBackend(ExecutionBackend):
     # -- canceling and shutdown -------------------------------------------------------------------
 
     async def cancel_tasks(self, tasks: Sequence[BaseTask]) -> None:
-        futures = [t._handle for t in tasks if isinstance(t._handle, Future)]
+        handles = self._futures
+        futures = [f for t in tasks if (f := handles.pop(t, None)) is not None]  # type: ignore[call-overload]
         if not futures or self._conn is None:
             return
         keys = [f.key for f in futures]
@@ -385,6 +424,8 @@ class DaskExecutionBackend(ExecutionBackend):
         in_flight = list(self._running.values())
         if in_flight:
             await self.cancel_tasks(in_flight)  # each step bounded by _quietly's timeout
+            # and whatever of ours still runs, or would start, on any worker
+            await _quietly(self.client.run(worker_side.kill_backend, self._token))
         with contextlib.suppress(Exception):  # the scheduler may already be gone
             self._conn.client.unsubscribe_topic(self._topic)
         if self._collector is not None and not self._collector.done():

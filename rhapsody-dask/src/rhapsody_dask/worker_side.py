@@ -1,6 +1,7 @@
-"""What runs inside Dask workers. It imports nothing of rhapsody, and workers import it by name
-(shipping it by value would cost a cloudpickle of the module's functions for every task), so
-rhapsody-dask must be installed where the workers run, like any library the tasks use.
+"""What runs inside Dask workers. Workers import it by name (shipping it by value would cost a
+cloudpickle of the module's functions for every task), so rhapsody-dask must be installed where
+the workers run, like any library the tasks use. It uses rhapsody-core's shared worker-side
+pieces (function calls, remote exceptions, local processes), none of the session machinery.
 
 Failures are returned, not raised, so that a task's own error is never confused with Dask's
 (a dead worker, a lost scheduler), and so that its traceback text travels back as text.
@@ -8,16 +9,18 @@ Failures are returned, not raised, so that a task's own error is never confused 
 
 from __future__ import annotations
 
-import asyncio
+import atexit
 import io
-import os
 import pickle
-import signal
 import subprocess
 import sys
+import tempfile
 import threading
-import traceback
 from typing import Any
+
+from rhapsody.backends.function_calls import call_function
+from rhapsody.backends.local_process import kill, read_back, start, wait
+from rhapsody.backends.remote_errors import portable_exception
 
 # Per-thread capture of print() output: sys.stdout/sys.stderr are swapped for a stream that
 # writes to this thread's buffer when one is set (threads of a worker run tasks side by side).
@@ -48,18 +51,6 @@ def _routed(name: str) -> Any:
         stream = _Routed(name, stream)
         setattr(sys, name, stream)
     return stream
-
-
-def _run(function: Any, args: Any, kwargs: Any) -> Any:
-    result = function(*args, **kwargs)
-    if asyncio.iscoroutine(result):  # async def: run it in a loop owned by this worker thread
-        thread = threading.current_thread()
-        loop = getattr(thread, "_rhapsody_loop", None)
-        if loop is None or loop.is_closed():
-            loop = asyncio.new_event_loop()
-            thread._rhapsody_loop = loop  # type: ignore[attr-defined]
-        result = loop.run_until_complete(result)
-    return result
 
 
 # The error of an executable killed at its timeout (the client raises TaskTimeoutError for it).
@@ -164,14 +155,11 @@ def run_function(
         out_stream, err_stream = _routed("stdout"), _routed("stderr")
         out_stream.local.buffer, err_stream.local.buffer = io.StringIO(), io.StringIO()
     try:
-        value = _run(function, args, kwargs)
+        value = call_function(function, args, kwargs)
         ok, text = True, None
     except BaseException as exc:  # noqa: BLE001 - the task's failure is its result
-        ok, text, value = False, "".join(traceback.format_exception(exc)), exc
-        try:
-            pickle.dumps(exc)
-        except Exception:  # noqa: BLE001
-            value = RuntimeError(f"{type(exc).__qualname__}: {exc}")
+        value, text = portable_exception(exc)
+        ok = False
     finally:
         if capture:
             out, err = out_stream.local.buffer.getvalue(), err_stream.local.buffer.getvalue()
@@ -179,23 +167,75 @@ def run_function(
     return _deliver(topic, key, (ok, value, text, out, err))
 
 
-def _processes() -> dict[str, subprocess.Popen[bytes]]:
-    # Kept on the worker object so that cancel requests (client.run) can find them.
-    from distributed import get_worker
+class _Processes:
+    """The executables this worker process runs, by task key and backend token; all of them are
+    stopped when the worker closes (a Dask worker plugin) or its interpreter exits."""
 
-    worker = get_worker()
+    name = "rhapsody-processes"
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.by_key: dict[str, tuple[str, subprocess.Popen[bytes]]] = {}
+        self.stopped: set[str] = set()  # tokens of backends that shut down
+        atexit.register(self.kill_all)
+
+    def add(self, key: str, token: str, process: subprocess.Popen[bytes]) -> bool:
+        with self.lock:
+            self.by_key[key] = (token, process)
+            return token not in self.stopped
+
+    def remove(self, key: str) -> None:
+        with self.lock:
+            self.by_key.pop(key, None)
+
+    def kill_keys(self, keys: list[str]) -> int:
+        with self.lock:
+            found = [self.by_key[k][1] for k in keys if k in self.by_key]
+        for process in found:
+            kill(process)
+        return len(found)
+
+    def kill_token(self, token: str) -> int:
+        with self.lock:
+            self.stopped.add(token)
+            found = [p for t, p in self.by_key.values() if t == token]
+        for process in found:
+            kill(process)
+        return len(found)
+
+    def kill_all(self) -> None:
+        with self.lock:
+            found = [p for _, p in self.by_key.values()]
+        for process in found:
+            kill(process)
+
+    # Dask WorkerPlugin protocol: the worker calls teardown when it closes.
+    def setup(self, worker: Any) -> None:
+        pass
+
+    def teardown(self, worker: Any) -> None:
+        self.kill_all()
+
+
+_PROCESS_TABLE_LOCK = threading.Lock()
+
+
+def _processes(worker: Any = None) -> _Processes:
+    if worker is None:
+        from distributed import get_worker
+
+        worker = get_worker()
     table = getattr(worker, "_rhapsody_processes", None)
     if table is None:
-        table = worker._rhapsody_processes = {}  # type: ignore[attr-defined]
+        with _PROCESS_TABLE_LOCK:
+            table = getattr(worker, "_rhapsody_processes", None)
+            if table is None:
+                table = _Processes()
+                plugins = getattr(worker, "plugins", None)
+                if isinstance(plugins, dict):
+                    plugins.setdefault(_Processes.name, table)
+                worker._rhapsody_processes = table
     return table
-
-
-def _kill(process: subprocess.Popen[bytes]) -> None:
-    if process.returncode is None:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
 def run_executable(
@@ -210,53 +250,44 @@ def run_executable(
     """``(exit code, stdout, stderr, error)`` (None when delivered by event); error says why it
     could not start or was killed."""
     _announce(topic, key, timeout is not None)
+    token = (topic or "").rpartition("-")[2]
     if not shell:
         command = command.split("\0")  # see backend._command
-    if env is not None:
-        env = {**os.environ, **env}
-    try:
-        process = subprocess.Popen(
-            command,
-            shell=shell,
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            process_group=0,
-        )
-    except OSError as exc:
-        return _deliver(topic, key, (None, "", str(exc), f"could not start {command!r}: {exc}"))
     table = _processes()
-    table[key] = process
     try:
-        out, err = process.communicate(timeout=timeout)
-        error = None
-    except subprocess.TimeoutExpired:
-        _kill(process)
-        out, err = process.communicate()
-        error = TIMED_OUT
-    finally:
-        table.pop(key, None)
-    result = (
-        process.returncode,
-        out.decode("utf-8", "replace"),
-        err.decode("utf-8", "replace"),
-        error,
-    )
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            process = start(command, shell=shell, cwd=cwd, env=env, stdout=out, stderr=err)
+            if not table.add(key, token, process):  # its backend shut down meanwhile
+                kill(process)
+            try:
+                code = wait(process, timeout)
+                error = None
+                if code is None:  # its timeout
+                    kill(process)
+                    code = wait(process)
+                    error = TIMED_OUT
+            finally:
+                table.remove(key)
+            result = (code, read_back(out), read_back(err), error)
+    except Exception as exc:  # noqa: BLE001 - whatever stops it from starting fails the task
+        text = str(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
+        result = (None, "", text, f"could not start {command!r}: {text}")
     return _deliver(topic, key, result)
 
 
 def kill_tasks(keys: list[str], dask_worker: Any = None) -> int:
     """Run on every worker through ``client.run``: kill the processes of these task keys."""
-    table = getattr(dask_worker, "_rhapsody_processes", {}) if dask_worker is not None else {}
-    killed = 0
-    for key in keys:
-        process = table.get(key)
-        if process is not None:
-            _kill(process)
-            killed += 1
-    return killed
+    if dask_worker is None or getattr(dask_worker, "_rhapsody_processes", None) is None:
+        return 0
+    return int(_processes(dask_worker).kill_keys(keys))
+
+
+def kill_backend(token: str, dask_worker: Any = None) -> int:
+    """Run on every worker through ``client.run`` at shutdown: kill every process the backend
+    ``token`` started there, and any it would start later."""
+    if dask_worker is None:
+        return 0
+    return int(_processes(dask_worker).kill_token(token))
 
 
 def worker_resources(dask_scheduler: Any = None) -> dict[str, dict[str, float]]:

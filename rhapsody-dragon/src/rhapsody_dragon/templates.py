@@ -8,7 +8,6 @@ top level too, as on every process-starting backend, and apply to every process 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 

@@ -7,11 +7,12 @@ from __future__ import annotations
 from .backend import VllmInferenceBackend
 from .config import VllmModelConfig
 from .dragon_backend import DragonVllmInferenceBackend
-from .http_client import InferenceRequestError
+from .http_client import InferenceRequestError, InferenceTimeoutError
 
 __all__ = [
     "DragonVllmInferenceBackend",
     "InferenceRequestError",
+    "InferenceTimeoutError",
     "VllmInferenceBackend",
     "VllmModelConfig",
 ]

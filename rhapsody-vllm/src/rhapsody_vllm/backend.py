@@ -31,7 +31,14 @@ from rhapsody.backends import InferenceBackend
 
 from . import openai_api as api
 from .config import VllmModelConfig, model_config
-from .http_client import ServerUnreachable, auth_headers, get_json, new_http_session, post_json
+from .http_client import (
+    ServerUnreachable,
+    auth_headers,
+    describe,
+    get_json,
+    new_http_session,
+    post_json,
+)
 from .replicas import Replica, ReplicaSet, ReplicaState
 from .servers import LocalServer
 from .service import ManagedService, Placement
@@ -44,6 +51,9 @@ _RUNNING, _DONE, _FAILED, _CANCELED = (
 )
 LOOPBACK = "127.0.0.1"
 IN_FLIGHT_PER_REPLICA = 64
+# Every request is bounded: a server that accepts the connection and never answers must not
+# keep a task waiting forever. Generous, since a long generation may take minutes.
+DEFAULT_REQUEST_TIMEOUT = 600.0
 
 
 class VllmInferenceBackend(InferenceBackend):
@@ -52,7 +62,9 @@ class VllmInferenceBackend(InferenceBackend):
     ``model`` is a model name or path, or a :class:`VllmModelConfig`. ``replicas`` servers are
     started (each its own process: an engine crash never takes the workflow down), bound to
     ``host`` (loopback by default). A replica that dies is restarted up to ``max_restarts`` times
-    and its in-flight requests are retried once on a healthy replica.
+    and its in-flight requests are retried once on a healthy replica. A request that gets no
+    complete answer within ``request_timeout`` seconds (default 600; None: no limit) fails its
+    task with :class:`InferenceTimeoutError` (a task's own ``timeout`` applies as well).
     """
 
     default_name: ClassVar[str] = "vllm"
@@ -70,6 +82,7 @@ class VllmInferenceBackend(InferenceBackend):
         startup_timeout: float = 900.0,
         max_restarts: int = 2,
         log_dir: str | None = None,
+        request_timeout: float | None = DEFAULT_REQUEST_TIMEOUT,
     ) -> None:
         super().__init__(name)
         owner = type(self).__name__
@@ -104,6 +117,12 @@ class VllmInferenceBackend(InferenceBackend):
             )
         if type(max_restarts) is not int or max_restarts < 0:
             raise BackendConfigurationError(owner, "max_restarts", "an int >= 0", max_restarts)
+        if request_timeout is not None and (
+            type(request_timeout) not in (int, float) or not 0 < request_timeout < float("inf")
+        ):
+            raise BackendConfigurationError(
+                owner, "request_timeout", "a finite number of seconds > 0, or None", request_timeout
+            )
         if log_dir is not None and (type(log_dir) is not str or not log_dir):
             raise BackendConfigurationError(owner, "log_dir", "a directory path or None", log_dir)
         self._endpoint = endpoint.rstrip("/") if endpoint else None
@@ -112,6 +131,7 @@ class VllmInferenceBackend(InferenceBackend):
         self._max_in_flight = max_in_flight
         self._startup_timeout, self._max_restarts = float(startup_timeout), max_restarts
         self._log_dir, self._own_log_dir = log_dir, False
+        self._request_timeout = None if request_timeout is None else float(request_timeout)
         self._headers = auth_headers(api_key)
         self._set = ReplicaSet()
         self._service: ManagedService | None = None
@@ -245,7 +265,7 @@ class VllmInferenceBackend(InferenceBackend):
             if task.done:  # canceled while it waited
                 continue
             self._in_flight += 1
-            self._sink(task, _RUNNING)
+            self.report(task, _RUNNING)
             request = running[task.uid] = asyncio.ensure_future(self._serve(task))
             # Not a ``finally`` in _serve: a request canceled before it first ran never runs
             # its body, and its slot would be lost.
@@ -271,13 +291,13 @@ class VllmInferenceBackend(InferenceBackend):
             if not task.done:
                 task.response, task.usage = response, usage
                 self._tasks.pop(task.uid, None)
-                self._sink(task, _DONE)
+                self.report(task, _DONE)
 
     def _end(self, task: AITask, error: BaseException) -> None:
         self._tasks.pop(task.uid, None)
         if not task.done:
             task.exception = error
-            self._sink(task, _CANCELED if isinstance(error, TaskCanceledError) else _FAILED)
+            self.report(task, _CANCELED if isinstance(error, TaskCanceledError) else _FAILED)
 
     async def _answer(self, task: AITask) -> tuple[Any, dict[str, int]]:
         if task.inference_endpoint is not None:
@@ -309,7 +329,11 @@ class VllmInferenceBackend(InferenceBackend):
         usage: dict[str, int] = {}
         if task.system_prompt is None:
             data = await post_json(
-                http, api_url + api.COMPLETIONS, api.completion_body(task, model), self._headers
+                http,
+                api_url + api.COMPLETIONS,
+                api.completion_body(task, model),
+                self._headers,
+                self._request_timeout,
             )
             api.add_usage(usage, data)
             if isinstance(task.prompt, str):
@@ -317,7 +341,7 @@ class VllmInferenceBackend(InferenceBackend):
             return api.completion_texts(data, len(task.prompt)), usage
         answers = await asyncio.gather(
             *(
-                post_json(http, api_url + api.CHAT, body, self._headers)
+                post_json(http, api_url + api.CHAT, body, self._headers, self._request_timeout)
                 for body in api.chat_bodies(task, model)
             )
         )
@@ -330,12 +354,19 @@ class VllmInferenceBackend(InferenceBackend):
         """The (first) model an endpoint serves, asked once."""
         assert self._http is not None
         try:
-            data = await get_json(self._http, f"{api_url}/models", self._headers)
+            data = await get_json(
+                self._http,
+                f"{api_url}/models",
+                self._headers,
+                min(10.0, self._request_timeout or 10.0),
+            )
             model = str(data["data"][0]["id"])
         except ServerUnreachable as exc:
             raise BackendError(f"inference endpoint {api_url} cannot be reached: {exc}") from exc
-        except (KeyError, IndexError, TypeError) as exc:
-            raise BackendError(f"inference endpoint {api_url} lists no model") from exc
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise BackendError(
+                f"inference endpoint {api_url}/models lists no model ({describe(exc)})"
+            ) from exc
         self._models[api_url] = model
         return model
 

@@ -25,6 +25,25 @@ class ServerUnreachable(Exception):
     """The connection failed or broke before a complete answer (the server may have died)."""
 
 
+class InferenceTimeoutError(BackendError, TimeoutError):
+    """The inference server did not answer a request within the backend's request timeout."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        self.url, self.timeout = url, timeout
+        super().__init__(
+            f"inference server {url} did not answer within {timeout:g}s (the backend's "
+            "request_timeout)"
+        )
+
+
+def describe(exc: BaseException) -> str:
+    """An error's message, or its type when it has none (a timeout's is empty)."""
+    text = str(exc).strip()
+    if isinstance(exc, TimeoutError) and not text:
+        return "no answer in time (timed out)"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def new_http_session(max_connections: int) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=0)
     # No overall timeout: a generation may take long; tasks have their own ``timeout``.
@@ -41,15 +60,27 @@ def auth_headers(api_key: str | None) -> dict[str, str]:
 
 
 async def post_json(
-    http: aiohttp.ClientSession, url: str, body: Mapping[str, Any], headers: Mapping[str, str]
+    http: aiohttp.ClientSession,
+    url: str,
+    body: Mapping[str, Any],
+    headers: Mapping[str, str],
+    timeout: float | None = None,
 ) -> Any:
-    """POST ``body`` as JSON and return the decoded answer."""
+    """POST ``body`` as JSON and return the decoded answer; :class:`InferenceTimeoutError` when
+    no complete answer came within ``timeout`` seconds (None: wait as long as it takes)."""
     try:
-        async with http.post(url, data=json.dumps(body), headers=headers) as resp:
+        async with http.post(
+            url,
+            data=json.dumps(body),
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=timeout),
+        ) as resp:
             raw = await resp.read()
             status = resp.status
+    except TimeoutError as exc:
+        raise InferenceTimeoutError(url, timeout or 0.0) from exc
     except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
-        raise ServerUnreachable(f"{url}: {exc or type(exc).__name__}") from exc
+        raise ServerUnreachable(f"{url}: {describe(exc)}") from exc
     if status >= 400:
         raise InferenceRequestError(url, status, _server_message(raw))
     try:
@@ -68,7 +99,7 @@ async def get_json(
             raw = await resp.read()
             status = resp.status
     except (aiohttp.ClientError, TimeoutError) as exc:
-        raise ServerUnreachable(f"{url}: {exc or type(exc).__name__}") from exc
+        raise ServerUnreachable(f"{url}: {describe(exc)}") from exc
     if status >= 400:
         raise InferenceRequestError(url, status, _server_message(raw))
     return json.loads(raw)

@@ -13,9 +13,8 @@ from typing import IO
 from ...api.errors import TaskExecutionError
 from ...api.states import TaskState
 from ...api.task import ComputeTask
-from ..local_process import command_line, start, wait
 from ..exit_status import describe_exit
-from ..local_process import kill, read_back
+from ..local_process import command_line, kill, read_back, start, wait
 from ..task_output import capture_paths
 from .options import cwd_of, missing_files
 
