@@ -85,6 +85,7 @@ def lint(session: nox.Session) -> None:
     session.install(
         "ruff",
         "mypy",
+        "types-psutil",
         "./rhapsody-core",
         "./rhapsody-dask",
         "./rhapsody-dragon",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 
 import pytest
@@ -50,7 +51,9 @@ async def test_replicas_run_as_placed_dragon_processes(tmp_path) -> None:
         assert len({s["port"] for s in starts}) == 2
         assert len({s["vllm_port"] for s in starts}) == 2
         wheres = [r.server.where for r in backend._set.replicas]
-        assert wheres == [f"dragon on {current().hostname}"] * 2
+        # on a GPU node each replica also names its GPUs ("dragon on host GPUs [0]")
+        expected = re.compile(rf"dragon on {re.escape(current().hostname)}( GPUs \[[\d, ]+\])?$")
+        assert len(wheres) == 2 and all(expected.match(w) for w in wheres), wheres
         tasks = [AITask(prompt=f"p{i}") for i in range(20)]
         await session.submit_tasks(tasks)
         await session.wait_tasks(tasks, timeout=60)

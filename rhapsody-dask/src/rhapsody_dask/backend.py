@@ -335,7 +335,9 @@ class DaskExecutionBackend(ExecutionBackend):
         the scheduler to forget the key, one message each: done in bulk, when the backend is
         idle or every few thousand tasks, so that the scheduler is not kept busy mid-run."""
         retired = self._retired
-        retired.append(self._futures.pop(task, None))
+        future = self._futures.pop(task, None)
+        if future is not None:
+            retired.append(future)
         if len(retired) >= _RETIRE_BATCH or not self._running:
             self._retired = []
 

@@ -19,7 +19,7 @@ import threading
 from typing import Any
 
 from rhapsody.backends.function_calls import call_function
-from rhapsody.backends.local_process import kill, read_back, start, wait
+from rhapsody.backends.local_process import kill, read_back, start, wait, wait_for
 from rhapsody.backends.remote_errors import portable_exception
 
 # Per-thread capture of print() output: sys.stdout/sys.stderr are swapped for a stream that
@@ -254,14 +254,15 @@ def run_executable(
     if not shell:
         command = command.split("\0")  # see backend._command
     table = _processes()
+    result: tuple[int | None, str, str, str | None]
     try:
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             process = start(command, shell=shell, cwd=cwd, env=env, stdout=out, stderr=err)
             if not table.add(key, token, process):  # its backend shut down meanwhile
                 kill(process)
             try:
-                code = wait(process, timeout)
-                error = None
+                code = wait_for(process, timeout)
+                error: str | None = None
                 if code is None:  # its timeout
                     kill(process)
                     code = wait(process)

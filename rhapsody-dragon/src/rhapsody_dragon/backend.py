@@ -16,7 +16,6 @@ on one Dragon queue, in order); the reaper learns about exits.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import queue
 import shutil
@@ -40,6 +39,7 @@ from rhapsody.backends import ExecutionBackend
 from rhapsody.backends.inbox import LoopInbox
 
 from .function_pool import FunctionPool
+from .global_services import GS_LOCK, destroy_queue, new_queue
 from .launcher import JobOutcome, ProcessLauncher
 from .outcomes import apply_call, apply_job
 from .reaper import Reaper
@@ -107,12 +107,11 @@ class DragonExecutionBackendV3(ExecutionBackend):
         await asyncio.to_thread(self._start)
 
     def _start(self) -> None:
-        from dragon.native.queue import Queue
-
-        hostnames = node_hostnames()
-        local = this_node_huid()
+        with GS_LOCK:
+            hostnames = node_hostnames()
+            local = this_node_huid()
         size = self._num_workers or allocation_cores(len(hostnames))
-        self._outq = Queue(maxsize=_RESULT_QUEUE_SIZE)
+        self._outq = new_queue(_RESULT_QUEUE_SIZE)
         self._out_dir = tempfile.mkdtemp(prefix=f"{self._token}-")
         self._reaper = Reaper()
         # Pickled once, here: processes get these bytes, so no other thread touches the queue.
@@ -228,10 +227,9 @@ class DragonExecutionBackendV3(ExecutionBackend):
         if self._closed:  # shutting down: what the shutdown stops ends CANCELED, not FAILED
             return
         if outcome is _STARTED:
-            self._sink(task, _RUNNING)
+            self.report(task, _RUNNING)
             return
         self._tasks.pop(task.uid, None)
-        task._handle = None
         if isinstance(outcome, JobOutcome):
             ok = apply_job(task, outcome)
         elif isinstance(outcome, BaseException):
@@ -239,8 +237,8 @@ class DragonExecutionBackendV3(ExecutionBackend):
         else:
             ok = apply_call(task, outcome, self._session_task_dir(task))
         if task.state is not _RUNNING:
-            self._sink(task, _RUNNING)
-        self._sink(task, _DONE if ok else _FAILED)
+            self.report(task, _RUNNING)
+        self.report(task, _DONE if ok else _FAILED)
 
     def _session_task_dir(self, task: ComputeTask) -> str | None:
         return self.session.task_dir if task.capture_stdio and self.session is not None else None
@@ -255,18 +253,19 @@ class DragonExecutionBackendV3(ExecutionBackend):
             self._tasks.pop(task.uid, None)
             if not task.done:
                 task.exception = TaskCanceledError(task.uid, "canceled")
-                self._sink(task, _CANCELED)
+                self.report(task, _CANCELED)
         if mine and self._pool is not None:
             await asyncio.to_thread(self._cancel, mine)
 
     def _cancel(self, tasks: list[ComputeTask]) -> None:
         assert self._pool is not None and self._launcher is not None
-        in_pool = [t for t in tasks if t._handle is None]
+        launcher = self._launcher
+        in_pool = [t for t in tasks if not launcher.owns(t)]
         if in_pool:
             self._pool.cancel(in_pool)
         for task in tasks:
-            if task._handle is not None:
-                self._launcher.cancel(task)
+            if launcher.owns(task):
+                launcher.cancel(task)
 
     async def shutdown(self) -> None:
         if self._closed:
@@ -277,7 +276,7 @@ class DragonExecutionBackendV3(ExecutionBackend):
         for task in list(self._tasks.values()):
             if not task.done:
                 task.exception = TaskCanceledError(task.uid, f"backend {self.name!r} shut down")
-                self._sink(task, _CANCELED)
+                self.report(task, _CANCELED)
         self._tasks.clear()
         self._inbox = None
 
@@ -291,8 +290,7 @@ class DragonExecutionBackendV3(ExecutionBackend):
         self._stopping.set()
         if self._reader is not None:
             self._reader.join(10)
-        with contextlib.suppress(Exception):
-            self._outq.destroy()
+        destroy_queue(self._outq)
         if self._out_dir is not None:
             shutil.rmtree(self._out_dir, ignore_errors=True)
 

@@ -22,7 +22,9 @@ import attrs
 import cloudpickle  # type: ignore[import-untyped]
 
 from rhapsody.api import BackendError, ComputeTask
+from rhapsody.backends.exit_status import describe_exit
 
+from .global_services import destroy_queue, new_queue, start_process
 from .killing import kill_owner
 from .reaper import Reaper
 from .worker_side import MARK_BACKEND, MARK_OWNER, marked_pids, pool_worker
@@ -96,7 +98,6 @@ class FunctionPool:
     def _spawn(self) -> None:
         from dragon.infrastructure.policy import Policy
         from dragon.native.process import Process
-        from dragon.native.queue import Queue
 
         with self._cond:
             wid = self._next_wid
@@ -105,15 +106,14 @@ class FunctionPool:
         if len(self._hostnames) > 1:  # spread over the allocation's nodes
             host = self._hostnames[wid % len(self._hostnames)]
             policy = Policy(placement=Policy.Placement.HOST_NAME, host_name=host)
-        worker = Worker(wid, Queue(maxsize=CHUNKS_PER_WORKER + 2), f"{self._token}-worker{wid}")
+        worker = Worker(wid, new_queue(CHUNKS_PER_WORKER + 2), f"{self._token}-worker{wid}")
         process = Process(
             pool_worker,
             (worker.inq, self._outq_blob, wid),
             env={MARK_BACKEND: self._token, MARK_OWNER: worker.owner},
             policy=policy,
         )
-        process.start()
-        worker.puid, worker.node = process.puid, process._descr.h_uid
+        worker.puid, worker.node = start_process(process)
         with self._cond:
             self._workers[wid] = worker
             self._by_puid[worker.puid] = worker
@@ -313,9 +313,7 @@ class FunctionPool:
                 self._suspects.clear()
             self._cond.notify()
         if culprit is not None:
-            how = (
-                f"was killed by signal {-code}" if code and code < 0 else f"exited with code {code}"
-            )
+            how = describe_exit(code)
             self._deliver(
                 culprit,
                 BackendError(f"task {culprit.uid}: the Dragon worker process running it {how}"),
@@ -364,10 +362,7 @@ class FunctionPool:
         for worker in workers:
             kill_owner(worker.owner, [worker.puid], [worker.node], self._local_node, _GRACE)
         for worker in workers:
-            try:
-                worker.inq.destroy()
-            except Exception as exc:  # noqa: BLE001
-                log.debug("could not destroy a worker queue: %s", exc)
+            destroy_queue(worker.inq)
 
 
 def _call(task: ComputeTask) -> tuple[Any, ...]:

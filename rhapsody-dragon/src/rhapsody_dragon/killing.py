@@ -2,18 +2,19 @@
 
 Dragon's kill signals only the process it started, and its join then waits for that process's
 children too. Every process the backend starts carries marks in its environment (inherited by
-whatever it starts), so the whole tree is found by scanning ``/proc`` on its node: here directly,
-on another node through a short-lived Dragon process placed there.
+whatever it starts), so the whole tree is found on its node (rhapsody-core's psutil-based
+``process_tree``): here directly, on another node through a short-lived Dragon process placed
+there.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import signal
+import time
 from collections.abc import Iterable
 from typing import Any
 
+from .global_services import exited, kill_process, start_process
 from .worker_side import MARK_OWNER, kill_marked
 
 log = logging.getLogger(__name__)
@@ -24,14 +25,11 @@ def kill_owner(
 ) -> None:
     """Stop every process marked with ``owner`` on ``nodes`` (Dragon host ids); see
     :func:`~rhapsody_dragon.worker_side.kill_marked` for ``grace``."""
-    from dragon.globalservices.process import kill as process_kill
-
     kill_marked(owner, MARK_OWNER, grace)
     for node in set(nodes) - {local_node}:
         _kill_on_node(owner, node, grace)
     for puid in puids:  # whatever is left, through Dragon, wherever it runs
-        with contextlib.suppress(Exception):
-            process_kill(puid, sig=signal.SIGKILL, hide_stderr=True)
+        kill_process(puid)
 
 
 def _kill_on_node(owner: str, node: Any, grace: float) -> None:
@@ -44,7 +42,9 @@ def _kill_on_node(owner: str, node: Any, grace: float) -> None:
             args=(owner, MARK_OWNER, grace),
             policy=Policy(placement=Policy.Placement.HOST_ID, host_id=node),
         )
-        helper.start()
-        helper.join(10 + grace)
+        puid, _ = start_process(helper)
+        deadline = time.monotonic() + 10 + grace  # bounded, and never waiting inside GS_LOCK
+        while not exited([puid]) and time.monotonic() < deadline:
+            time.sleep(0.05)
     except Exception as exc:  # noqa: BLE001 - best effort: Dragon killed the main process already
         log.warning("could not reach node %s to kill processes of %s: %s", node, owner, exc)

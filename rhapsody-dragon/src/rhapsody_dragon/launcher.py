@@ -20,7 +20,9 @@ import attrs
 import cloudpickle  # type: ignore[import-untyped]
 
 from rhapsody.api import ComputeTask
+from rhapsody.backends.task_output import capture_paths
 
+from .global_services import start_process
 from .killing import kill_owner
 from .reaper import Reaper
 from .templates import Template
@@ -80,6 +82,7 @@ class ProcessLauncher:
         self._deliver, self._running = deliver, running
         self._lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
+        self._captures: dict[str, tuple[str, str]] = {}
         self._by_puid: dict[int, tuple[Job, int]] = {}
         self._launches: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._threads = [
@@ -95,8 +98,11 @@ class ProcessLauncher:
         job = Job(task, plan, f"{self._token}-{task.uid}")
         with self._lock:
             self._jobs[task.uid] = job
-        task._handle = job
         self._launches.put(job)
+
+    def owns(self, task: ComputeTask) -> bool:
+        """Whether ``task`` runs as processes of this launcher (not on the function pool)."""
+        return task.uid in self._jobs
 
     # -- starting ---------------------------------------------------------------------------------
 
@@ -157,11 +163,10 @@ class ProcessLauncher:
                 policy=template.get("policy"),
                 options=template.get("options"),
             )
-            process.start()
-            puid = process.puid
+            puid, node = start_process(process)
             with self._lock:
                 job.puids.append(puid)
-                job.nodes.add(process._descr.h_uid)
+                job.nodes.add(node)
                 self._by_puid[puid] = (job, rank)
             self._reaper.watch([puid])
 
@@ -179,10 +184,11 @@ class ProcessLauncher:
         return base + ".out", base + ".err"
 
     def _capture_paths(self, task: ComputeTask) -> tuple[str, str]:
-        base = os.path.join(self._task_dir(), task.uid)
-        for suffix in (".stdout", ".stderr"):  # every rank appends to the task's files
-            open(base + suffix, "w").close()
-        return base + ".stdout", base + ".stderr"
+        # created empty (never over an existing file); every rank appends to them
+        paths = capture_paths(self._task_dir(), task.uid)
+        with self._lock:
+            self._captures[task.uid] = paths
+        return paths
 
     # -- results ----------------------------------------------------------------------------------
 
@@ -221,10 +227,8 @@ class ProcessLauncher:
             for out, err in job.files:
                 outs.append(_read_and_remove(out))
                 errs.append(_read_and_remove(err))
-        capture = None
-        if task.capture_stdio:
-            base = os.path.join(self._task_dir(), task.uid)
-            capture = (base + ".stdout", base + ".stderr")
+        with self._lock:
+            capture = self._captures.pop(task.uid, None)
         outcome = JobOutcome(
             is_function=task.function is not None,
             codes=[job.codes.get(r) for r in range(len(job.plan))],
@@ -256,8 +260,9 @@ class ProcessLauncher:
     # -- stopping ---------------------------------------------------------------------------------
 
     def cancel(self, task: ComputeTask) -> None:
-        job = task._handle
-        if isinstance(job, Job):
+        with self._lock:
+            job = self._jobs.get(task.uid)
+        if job is not None:
             job.ended = True  # a launcher thread that has not started it yet drops it
             if job.puids:
                 self.kill(job)

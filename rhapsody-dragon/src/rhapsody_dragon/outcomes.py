@@ -7,6 +7,7 @@ from typing import Any
 import cloudpickle  # type: ignore[import-untyped]
 
 from rhapsody.api import BackendError, ComputeTask, TaskExecutionError
+from rhapsody.backends.exit_status import describe_exit
 from rhapsody.backends.task_output import store_output
 
 from .function_pool import CallOutcome
@@ -100,7 +101,5 @@ def _loads(blob: bytes) -> Any:
 
 def _how(code: int | None) -> str:
     if code is None:
-        return "ended without an exit code (Dragon lost track of it)"
-    if code < 0:
-        return f"was killed by signal {-code}"
-    return f"exited with code {code}"
+        return f"{describe_exit(None)} (Dragon lost track of it)"
+    return describe_exit(code)

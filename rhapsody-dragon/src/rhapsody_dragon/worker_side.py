@@ -16,9 +16,7 @@ Messages a process puts on the backend's result queue (all plain tuples):
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import inspect
 import io
 import os
 import signal
@@ -29,6 +27,11 @@ import traceback
 from typing import Any
 
 import cloudpickle  # type: ignore[import-untyped]
+
+from rhapsody.backends.function_calls import call_function
+from rhapsody.backends.process_tree import kill_marked as stop_marked
+from rhapsody.backends.process_tree import marked_processes
+from rhapsody.backends.remote_errors import dump_exception, format_traceback
 
 # Every process the backend starts carries both in its environment, so that it and whatever it
 # starts can be found and killed on its node (Dragon signals only the process it started).
@@ -42,19 +45,11 @@ TICK = 0.01
 Outcome = tuple[bool, bytes, str | None, str | None, str | None]
 
 
-def _pickled_error(exc: BaseException) -> bytes:
-    try:
-        return bytes(cloudpickle.dumps(exc))
-    except Exception:  # noqa: BLE001 - an exception that does not pickle still has a message
-        return bytes(cloudpickle.dumps(RuntimeError(f"{type(exc).__name__}: {exc}")))
-
-
 def call(
     fn: Any,
     args: Any,
     kwargs: Any,
     capture: bool = False,
-    loop: asyncio.AbstractEventLoop | None = None,
 ) -> Outcome:
     """Run one function call: (ok, pickled value or exception, traceback, stdout, stderr)."""
     out = err = None
@@ -64,28 +59,19 @@ def call(
             if sink_out is not None and sink_err is not None:
                 stack.enter_context(contextlib.redirect_stdout(sink_out))
                 stack.enter_context(contextlib.redirect_stderr(sink_err))
-            value = fn(*args, **kwargs)
-            if inspect.isawaitable(value):
-                if loop is None:
-                    value = asyncio.run(_awaited(value))
-                else:
-                    value = loop.run_until_complete(_awaited(value))
+            value = call_function(fn, args, kwargs)
     except BaseException as exc:  # noqa: BLE001 - SystemExit too: the task fails, the worker lives
         if sink_out is not None and sink_err is not None:
             out, err = sink_out.getvalue(), sink_err.getvalue()
-        return False, _pickled_error(exc), traceback.format_exc(), out, err
+        return False, dump_exception(exc), format_traceback(exc), out, err
     if sink_out is not None and sink_err is not None:
         out, err = sink_out.getvalue(), sink_err.getvalue()
     try:
         blob = bytes(cloudpickle.dumps(value))
     except Exception as exc:  # noqa: BLE001
         problem = TypeError(f"the return value of type {type(value).__name__} cannot be pickled")
-        return False, _pickled_error(problem), f"{type(exc).__name__}: {exc}\n", out, err
+        return False, dump_exception(problem), f"{type(exc).__name__}: {exc}\n", out, err
     return True, blob, None, out, err
-
-
-async def _awaited(awaitable: Any) -> Any:
-    return await awaitable
 
 
 class _Outbox:
@@ -148,7 +134,6 @@ def pool_worker(inq: Any, outq_blob: bytes, wid: int) -> None:
 
     signal.signal(signal.SIGTERM, terminate)
     thread = threading.Thread(target=flusher, name="rhapsody-flusher", daemon=True)
-    loop = asyncio.new_event_loop()
     outq.put(("ready", wid))
     thread.start()
     try:
@@ -166,14 +151,13 @@ def pool_worker(inq: Any, outq_blob: bytes, wid: int) -> None:
                 continue
             for uid, (fn, args, kwargs, capture) in zip(uids, calls, strict=True):
                 outbox.start(uid)
-                outbox.finish(uid, call(fn, args, kwargs, capture, loop))
+                outbox.finish(uid, call(fn, args, kwargs, capture))
             with outbox.lock:
                 if outbox.items:
                     outbox.flush()
     finally:
         stop.set()
         thread.join()
-        loop.close()
 
 
 def process_function(outq_blob: bytes, uid: str, rank: int, blob: bytes) -> None:
@@ -190,19 +174,7 @@ def process_function(outq_blob: bytes, uid: str, rank: int, blob: bytes) -> None
 
 def marked_pids(value: str, name: str = MARK_OWNER) -> list[int]:
     """Processes on this node whose environment has ``name=value``."""
-    needle = f"{name}={value}".encode()
-    found = []
-    me = os.getpid()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == me:
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                if needle in f.read().split(b"\0"):
-                    found.append(int(entry))
-        except OSError:  # gone, or not ours
-            continue
-    return found
+    return [p.pid for p in marked_processes(name, value)]
 
 
 def kill_marked(value: str, name: str = MARK_OWNER, grace: float = 0.0) -> int:
@@ -212,30 +184,4 @@ def kill_marked(value: str, name: str = MARK_OWNER, grace: float = 0.0) -> int:
     then leaves Dragon's shared memory consistent (a process killed in the middle of a queue
     operation can leave a lock held that the whole node's runtime then waits on).
     """
-    killed = 0
-    if grace > 0:
-        pids = marked_pids(value, name)
-        for pid in pids:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while pids and time.monotonic() < deadline:
-            time.sleep(0.01)
-            pids = [p for p in marked_pids(value, name) if _running(p)]
-    for _ in range(3):  # a process may fork while we look
-        pids = [p for p in marked_pids(value, name) if _running(p)]
-        if not pids:
-            break
-        for pid in pids:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-                killed += 1
-    return killed
-
-
-def _running(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    return stop_marked(name, value, grace)

@@ -55,7 +55,8 @@ def uid(inst: Any, attribute: Any, value: Any) -> None:
 
 def os_string_problem(value: str | bytes) -> str | None:
     """Why the operating system would refuse ``value`` in a path, argv or environment (NUL)."""
-    return "contains a NUL byte" if ("\0" if isinstance(value, str) else b"\0") in value else None
+    found = "\0" in value if isinstance(value, str) else b"\0" in value
+    return "contains a NUL byte" if found else None
 
 
 def optional_path(inst: Any, attribute: Any, value: Any) -> None:

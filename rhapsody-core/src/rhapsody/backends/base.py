@@ -138,7 +138,7 @@ class Backend(abc.ABC):
     def _attach(self, session: Session, sink: StateSink) -> None:
         self.session, self._sink = session, sink
         if type(self).report is Backend.report:
-            self.report = sink  # type: ignore[method-assign]
+            self.report = sink  # type: ignore[method-assign,assignment]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"

@@ -26,7 +26,7 @@ def stop_at_exit(method: Callable[[], None]) -> None:
     global _installed
     with _lock:
         _hooks[:] = [h for h in _hooks if h() is not None]
-        _hooks.append(weakref.WeakMethod(method))  # type: ignore[arg-type]
+        _hooks.append(weakref.WeakMethod(method))
         if _installed:
             return
         _installed = True

@@ -51,20 +51,25 @@ def start(
     )
 
 
-def wait(process: subprocess.Popen[bytes], timeout: float | None = None) -> int | None:
+def wait_for(process: subprocess.Popen[bytes], timeout: float | None) -> int | None:
+    """:func:`wait`, for at most ``timeout`` seconds: None if it is still running then."""
+    if timeout is None:
+        return wait(process)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        return None
+    kill_group(process.pid)
+    return process.returncode
+
+
+def wait(process: subprocess.Popen[bytes]) -> int:
     """Wait for ``process`` to exit, stop what it left in its group, reap it; its exit code.
 
-    Returns None if ``timeout`` seconds passed first (the process is left running). Waiting
-    without reaping (WNOWAIT) keeps its pid -- the group's id -- from being reused meanwhile.
+    Waiting without reaping (WNOWAIT) keeps its pid -- the group's id -- from being reused
+    while its group is killed.
     """
     pid = process.pid
-    if timeout is not None:
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
-        kill_group(pid)
-        return process.returncode
     while True:
         try:
             os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)

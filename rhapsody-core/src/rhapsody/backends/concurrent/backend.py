@@ -20,8 +20,9 @@ from ...api.task import BaseTask, ComputeTask
 from ..base import ExecutionBackend
 from ..exit_cleanup import stop_at_exit
 from ..inbox import LoopInbox
+from ..local_process import kill
 from ..task_output import capture_paths
-from .executables import kill, run_executable
+from .executables import run_executable
 from .functions import call_captured, format_traceback
 from .options import check_options as check_concurrent_options
 from .options import cwd_of, missing_files

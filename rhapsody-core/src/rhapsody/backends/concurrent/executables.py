@@ -67,6 +67,8 @@ def _start(
     if missing:
         raise FileNotFoundError(f"input files not found: {missing}")
     paths = None
+    out: IO[bytes]
+    err: IO[bytes]
     if task.capture_stdio:  # straight to the task's files: nothing is held in memory
         paths = capture_paths(task_dir(), task.uid)
         out = files.enter_context(open(paths[0], "wb"))
