@@ -14,12 +14,18 @@ import io
 import pickle
 import subprocess
 import sys
-import tempfile
 import threading
 from typing import Any
 
 from rhapsody.backends.function_calls import call_function
-from rhapsody.backends.local_process import kill, read_back, start, wait, wait_for
+from rhapsody.backends.local_process import (
+    kill,
+    output_file,
+    read_back,
+    start,
+    wait,
+    wait_for,
+)
 from rhapsody.backends.remote_errors import portable_exception
 
 # Per-thread capture of print() output: sys.stdout/sys.stderr are swapped for a stream that
@@ -256,7 +262,7 @@ def run_executable(
     table = _processes()
     result: tuple[int | None, str, str, str | None]
     try:
-        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        with output_file() as out, output_file() as err:
             process = start(command, shell=shell, cwd=cwd, env=env, stdout=out, stderr=err)
             if not table.add(key, token, process):  # its backend shut down meanwhile
                 kill(process)

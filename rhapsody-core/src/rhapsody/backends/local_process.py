@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
@@ -86,6 +87,18 @@ def kill(process: subprocess.Popen[bytes]) -> None:
     """SIGKILL ``process``, its descendants and its process group (unless it was reaped)."""
     if process.returncode is None:
         kill_tree(process.pid, group=True)
+
+
+def output_file() -> IO[bytes]:
+    """An anonymous file for a process's output: in memory (memfd) where the OS has it -- like
+    the pipe it replaces, without a pipe's inherited write end -- else an unlinked temp file."""
+    memfd_create = getattr(os, "memfd_create", None)
+    if memfd_create is not None:
+        try:
+            return open(memfd_create("rhapsody-output", os.MFD_CLOEXEC), "w+b")
+        except OSError:
+            pass
+    return tempfile.TemporaryFile()
 
 
 def read_back(f: IO[bytes]) -> str:

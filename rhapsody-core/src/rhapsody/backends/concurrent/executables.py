@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-import tempfile
 from collections.abc import Callable
 from typing import IO
 
@@ -14,7 +13,7 @@ from ...api.errors import TaskExecutionError
 from ...api.states import TaskState
 from ...api.task import ComputeTask
 from ..exit_status import describe_exit
-from ..local_process import command_line, kill, read_back, start, wait
+from ..local_process import command_line, kill, output_file, read_back, start, wait
 from ..task_output import capture_paths
 from .options import cwd_of, missing_files
 
@@ -74,8 +73,8 @@ def _start(
         out = files.enter_context(open(paths[0], "wb"))
         err = files.enter_context(open(paths[1], "wb"))
     else:  # anonymous files, read back once the process ended
-        out = files.enter_context(tempfile.TemporaryFile())
-        err = files.enter_context(tempfile.TemporaryFile())
+        out = files.enter_context(output_file())
+        err = files.enter_context(output_file())
     command = command_line(
         os.fspath(task.executable),  # type: ignore[arg-type]
         [os.fspath(a) for a in task.arguments],
