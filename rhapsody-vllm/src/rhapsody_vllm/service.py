@@ -15,6 +15,7 @@ import aiohttp
 import attrs
 
 from rhapsody.api import BackendError
+from rhapsody.backends.exit_status import describe_exit
 
 from .config import VllmModelConfig
 from .http_client import is_healthy
@@ -120,7 +121,7 @@ class ManagedService:
         while True:
             code = server.exit_code()
             if code is not None:
-                why = f"exited with code {code} during start-up"
+                why = f"{describe_exit(code)} during start-up"
                 self._dead(replica, why)
                 raise BackendError(self._failure(replica, server, why))
             if await is_healthy(self._http, replica.root):
@@ -171,10 +172,10 @@ class ManagedService:
             return
         assert server is not None
         log.warning(
-            "vLLM replica %d (%s) exited with code %s; last lines of its log:\n%s",
+            "vLLM replica %d (%s) %s; last lines of its log:\n%s",
             replica.index,
             replica.root,
-            code,
+            describe_exit(code),
             log_tail(server.log_path, 10),
         )
         if replica.restarts < self._max_restarts:
@@ -182,7 +183,7 @@ class ManagedService:
             replica.state = ReplicaState.STARTING  # requests wait for it
             self._spawn(self._restart(replica))
         else:
-            self._dead(replica, f"exited with code {code} after {replica.restarts} restart(s)")
+            self._dead(replica, f"{describe_exit(code)} after {replica.restarts} restart(s)")
             # What is left of its tree (an engine outliving its API server), and its shared
             # memory, goes now rather than at shutdown. stop() is idempotent.
             self._spawn(asyncio.to_thread(server.stop, 1.0))
