@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import re
 import uuid
@@ -94,11 +95,7 @@ class DaskExecutionBackend(ExecutionBackend):
             raise BackendConfigurationError(
                 cls, "address", "a scheduler address string ('tcp://host:8786')", address
             )
-        if (
-            type(connect_timeout) not in (int, float)
-            or not connect_timeout > 0
-            or connect_timeout == float("inf")
-        ):
+        if type(connect_timeout) not in (int, float) or not 0 < connect_timeout < math.inf:
             raise BackendConfigurationError(
                 cls, "connect_timeout", "a finite number of seconds > 0", connect_timeout
             )
@@ -206,12 +203,13 @@ class DaskExecutionBackend(ExecutionBackend):
     def _map(self, tasks: list[ComputeTask], is_function: bool, options: dict[str, Any]) -> None:
         try:
             futures, keys = self._map_now(tasks, is_function, options)
-        except Exception:  # noqa: BLE001 - one task that does not serialise: find it
+        except Exception:  # noqa: BLE001 - a task that does not serialise: find it by halves
             if len(tasks) == 1:
                 self._fail_unsendable(tasks[0])
                 return
-            for task in tasks:  # one at a time, so that only the culprit fails
-                self._map([task], is_function, options)
+            half = len(tasks) // 2
+            self._map(tasks[:half], is_function, options)
+            self._map(tasks[half:], is_function, options)
             return
         running, handles, done = self._running, self._futures, self._future_done_threadsafe
         for task, key, future in zip(tasks, keys, futures, strict=True):

@@ -208,10 +208,7 @@ class VllmInferenceBackend(InferenceBackend):
         if self._closed:
             return
         self._closed = True
-        starting = self._init_task
-        if starting is not None and not starting.done():  # shut down while servers start
-            starting.cancel()
-            await asyncio.gather(starting, return_exceptions=True)
+        await self.cancel_initialize()  # shut down while servers start
         for task in list(self._tasks.values()):
             self._end(task, TaskCanceledError(task.uid, f"backend {self.name!r} shut down"))
         running = list(self._running.values())
@@ -239,7 +236,7 @@ class VllmInferenceBackend(InferenceBackend):
     async def submit_tasks(self, tasks: Sequence[BaseTask]) -> None:
         if self._closed:
             raise BackendError(f"backend {self.name!r} is shut down")
-        await self._ensure_initialized()
+        await self  # initialised once, whoever asks first
         for task in tasks:
             assert isinstance(task, AITask)
             self._tasks[task.uid] = task

@@ -163,25 +163,20 @@ class Session:
         """
         if self._closed:
             raise SessionError(f"session {self.uid} is closed")
-        if isinstance(tasks, (BaseTask, Mapping, str, bytes)) or not isinstance(tasks, Iterable):
-            raise TaskValidationError(
-                "tasks",
-                "a list of tasks (ComputeTask, AITask or dict)",
-                tasks,
-                owner="Session.submit_tasks",
-            )
+        _require_list(
+            tasks, "a list of tasks (ComputeTask, AITask or dict)", "Session.submit_tasks"
+        )
         if not self._started:
             await self.start()
-        claimed: list[str] = []
+        batch: list[BaseTask] = []  # filled as uids are claimed
         try:
-            batch = await self._prepare(tasks, claimed)
+            await self._prepare(tasks, batch)
             groups = await self._route(batch)
+            if self._closed:
+                raise SessionError(f"session {self.uid} is closed")
         except BaseException:
-            self._claimed.difference_update(claimed)
+            self._claimed.difference_update([t.uid for t in batch])
             raise
-        if self._closed:
-            self._claimed.difference_update(claimed)
-            raise SessionError(f"session {self.uid} is closed")
         # Accepted: from here on the batch is registered and submitted as a whole, whatever
         # happens to the caller (a canceled caller must not leave half a batch behind).
         job = asyncio.ensure_future(self._register_and_submit(batch, groups))
@@ -238,9 +233,9 @@ class Session:
         return futures
 
     async def _prepare(
-        self, tasks: Iterable[BaseTask | Mapping[str, Any]], claimed: list[str]
-    ) -> list[BaseTask]:
-        batch: list[BaseTask] = []
+        self, tasks: Iterable[BaseTask | Mapping[str, Any]], batch: list[BaseTask]
+    ) -> None:
+        """Build and check the tasks into ``batch``, claiming their uids as they come."""
         known, pending = self.tasks, self._claimed
         for i, item in enumerate(tasks):
             if isinstance(item, BaseTask):
@@ -257,11 +252,9 @@ class Session:
             if uid in known or uid in pending:
                 raise SessionError(f"duplicate task uid {uid!r}: uids must be unique in a session")
             pending.add(uid)
-            claimed.append(uid)
             batch.append(task)
             if i % CHUNK == CHUNK - 1:
                 await asyncio.sleep(0)
-        return batch
 
     async def _register(
         self, batch: list[BaseTask], groups: dict[Backend, list[BaseTask]]
@@ -370,10 +363,7 @@ class Session:
     # -- waiting and canceling --------------------------------------------------------------------
 
     def _lookup(self, tasks: Iterable[BaseTask | Mapping[str, Any] | str]) -> list[BaseTask]:
-        if isinstance(tasks, (BaseTask, Mapping, str, bytes)) or not isinstance(tasks, Iterable):
-            raise TaskValidationError(
-                "tasks", "a list of tasks, task dicts or task uids", tasks, owner="Session"
-            )
+        _require_list(tasks, "a list of tasks, task dicts or task uids", "Session")
         found: list[BaseTask] = []
         known = self.tasks
         for item in tasks:
@@ -485,3 +475,9 @@ class Session:
 
     def __repr__(self) -> str:
         return f"Session(uid={self.uid!r}, backends={list(self.backends)}, tasks={len(self.tasks)})"
+
+
+def _require_list(tasks: object, expected: str, owner: str) -> None:
+    """A collection of tasks, not one task, one dict or one uid string (which iterate too)."""
+    if isinstance(tasks, (BaseTask, Mapping, str, bytes)) or not isinstance(tasks, Iterable):
+        raise TaskValidationError("tasks", expected, tasks, owner=owner)

@@ -80,6 +80,14 @@ class Backend(abc.ABC):
     async def initialize(self) -> None:  # noqa: B027 - optional hook
         """Start whatever the backend needs (pools, clusters, servers). Runs once."""
 
+    async def cancel_initialize(self) -> None:
+        """Stop an :meth:`initialize` that is still running (for a shutdown during start-up);
+        returns once it has ended. Nothing happens when none is running."""
+        starting = self._init_task
+        if starting is not None and not starting.done():
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+
     async def __aenter__(self) -> Backend:
         return await self._ensure_initialized()
 
