@@ -1,18 +1,79 @@
 """RHAPSODY: one asyncio Session for executables, Python functions and LLM inference, on any
-backend that registers through the ``rhapsody`` entry-point group."""
+backend that registers through the ``rhapsody`` entry-point group.
+
+The task API lives in :mod:`rhapsody.api`; its main names (``Session``, ``ComputeTask``,
+``AITask``, the errors) are also reachable here, as in rhapsody-py, and imported on first use
+so that ``import rhapsody`` stays cheap.
+"""
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+import importlib
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _distribution_version
+from typing import TYPE_CHECKING, Any
 
 from .plugins.manager import get_plugin_host
 from .plugins.registry import BackendInfo
 
 try:
-    __version__ = version("rhapsody-core")
+    __version__ = _distribution_version("rhapsody-core")
 except PackageNotFoundError:  # running from a source tree
     __version__ = "0.0.0"
+
+version: str = __version__  # rhapsody-py code reads rhapsody.version
+
+if TYPE_CHECKING:
+    from .api import (
+        AITask,
+        BackendError,
+        BaseTask,
+        ComputeTask,
+        ResourceError,
+        RhapsodyError,
+        Session,
+        SessionError,
+        TaskExecutionError,
+        TaskValidationError,
+    )
+    from .compat.logging_setup import enable_logging
+    from .compat.registry import BackendRegistry
+
+_LAZY = {
+    **dict.fromkeys(
+        [
+            "AITask",
+            "BackendError",
+            "BaseTask",
+            "ComputeTask",
+            "ResourceError",
+            "RhapsodyError",
+            "Session",
+            "SessionError",
+            "TaskCanceledError",
+            "TaskExecutionError",
+            "TaskState",
+            "TaskTimeoutError",
+            "TaskValidationError",
+        ],
+        ".api",
+    ),
+    "enable_logging": ".compat.logging_setup",
+    "BackendRegistry": ".compat.registry",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rhapsody' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 def discover_backends() -> dict[str, BackendInfo]:
@@ -21,6 +82,9 @@ def discover_backends() -> dict[str, BackendInfo]:
     Plugins that failed to load appear too, under their entry-point name, with
     ``available=False`` and the ``reason``. A :class:`BackendInfo` is truthy when available.
     """
+    from .compat.registry import BackendRegistry
+
+    BackendRegistry._resolve_pending()
     return get_plugin_host().backends()
 
 
@@ -28,14 +92,35 @@ def get_backend(name: str, /, *args: Any, **kwargs: Any) -> Any:
     """Construct the backend registered as ``name``; ``await`` the result to initialise it.
 
     Other arguments go to the backend's constructor (``get_backend("concurrent", name="cpu")``).
+    A first-party backend whose distribution is not installed raises an ``ImportError`` that
+    says what to install; an unknown name raises ``ValueError``.
     """
-    info = discover_backends().get(name)
-    if info is None:
-        known = sorted(k for k, v in discover_backends().items() if v)
-        raise ValueError(f"get_backend: no backend named {name!r}; available: {known}")
-    if not info.available or info.cls is None:
-        raise ImportError(f"backend {name!r} is unavailable: {info.reason}")
+    from .backends.lookup import missing_backend_error
+    from .compat.registry import BackendRegistry
+
+    BackendRegistry._resolve_pending(name)
+    info = get_plugin_host().find(name)
+    if info is None or not info.available or info.cls is None:
+        raise missing_backend_error(name)
     return info.cls(*args, **kwargs)
 
 
-__all__ = ["BackendInfo", "__version__", "discover_backends", "get_backend"]
+__all__ = [
+    "AITask",
+    "BackendError",
+    "BackendInfo",
+    "BackendRegistry",
+    "BaseTask",
+    "ComputeTask",
+    "ResourceError",
+    "RhapsodyError",
+    "Session",
+    "SessionError",
+    "TaskExecutionError",
+    "TaskValidationError",
+    "__version__",
+    "discover_backends",
+    "enable_logging",
+    "get_backend",
+    "version",
+]

@@ -30,6 +30,7 @@ from rhapsody.api import (
     TaskState,
     TaskTimeoutError,
 )
+from rhapsody.api.errors import task_label
 from rhapsody.backends import ExecutionBackend
 from rhapsody.backends.exit_status import describe_exit
 from rhapsody.backends.inbox import LoopInbox
@@ -260,7 +261,8 @@ class DaskExecutionBackend(ExecutionBackend):
         except Exception as exc:  # noqa: BLE001 - the reason, shortened
             reason = f"{type(exc).__name__}: {str(exc)[:300]}"
         task.exception = BackendError(
-            f"task {task.uid}: its function or arguments cannot be sent to a Dask worker ({reason})"
+            f"{task_label(task.uid)}: its function or arguments cannot be sent to a "
+            f"Dask worker ({reason})"
         )
         self.report(task, _FAILED)
 
@@ -273,7 +275,7 @@ class DaskExecutionBackend(ExecutionBackend):
         summary = offered or "no workers"
         for task in tasks:
             task.exception = ResourceError(
-                f"task {task.uid}: no Dask worker offers resources {wanted}; workers offer "
+                f"{task_label(task.uid)}: no Dask worker offers resources {wanted}; workers offer "
                 f"{summary}"
             )
             self.report(task, _FAILED)
@@ -342,14 +344,18 @@ class DaskExecutionBackend(ExecutionBackend):
     def _result_lost(self, key: Any) -> None:
         task = self._running.pop(key, None)
         if task is not None and not task.done:
-            task.exception = BackendError(f"task {task.uid}: its result never reached the client")
+            task.exception = BackendError(
+                f"{task_label(task.uid)}: its result never reached the client"
+            )
             self.report(task, _FAILED)
 
     def _complete(self, task: ComputeTask, result: Any) -> None:
         if task.done:
             return
         if isinstance(result, BaseException):
-            task.exception = BackendError(f"task {task.uid}: could not fetch its result: {result}")
+            task.exception = BackendError(
+                f"{task_label(task.uid)}: could not fetch its result: {result}"
+            )
             self.report(task, _FAILED)
         elif task.function is not None:
             ok, value, text, out, err = result
@@ -385,11 +391,11 @@ class DaskExecutionBackend(ExecutionBackend):
         error = await _result_or_error(future)
         name = type(error).__name__
         if name == "KilledWorker":
-            message = f"task {task.uid}: the Dask worker running it died ({error})"
+            message = f"{task_label(task.uid)}: the Dask worker running it died ({error})"
         elif future.status == "cancelled":
-            message = f"task {task.uid}: Dask dropped it: {error}"
+            message = f"{task_label(task.uid)}: Dask dropped it: {error}"
         else:
-            message = f"task {task.uid}: Dask failed it: {name}: {error}"
+            message = f"{task_label(task.uid)}: Dask failed it: {name}: {error}"
         task.exception = BackendError(message)
         self.report(task, _FAILED)
 

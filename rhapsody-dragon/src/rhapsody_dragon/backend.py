@@ -295,5 +295,5 @@ class DragonExecutionBackendV3(ExecutionBackend):
             shutil.rmtree(self._out_dir, ignore_errors=True)
 
 
-class DragonExecutionBackend(DragonExecutionBackendV3):
-    """The same backend under the name rhapsody-py users know."""
+# The same backend under the name rhapsody-py users know.
+DragonExecutionBackend = DragonExecutionBackendV3

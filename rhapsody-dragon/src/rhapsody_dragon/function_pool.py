@@ -22,6 +22,7 @@ import attrs
 import cloudpickle  # type: ignore[import-untyped]
 
 from rhapsody.api import BackendError, ComputeTask
+from rhapsody.api.errors import task_label
 from rhapsody.backends.exit_status import describe_exit
 
 from .global_services import destroy_queue, new_queue, start_process
@@ -207,7 +208,7 @@ class FunctionPool:
                 cloudpickle.dumps(_call(task))
             except Exception as exc:  # noqa: BLE001
                 error = TypeError(
-                    f"task {task.uid}: its function or arguments cannot be pickled: {exc}"
+                    f"{task_label(task.uid)}: its function or arguments cannot be pickled: {exc}"
                 )
                 self._deliver(task, (False, error, None, None, None))
             else:
@@ -280,7 +281,9 @@ class FunctionPool:
                 self._cond.notify()
                 return
         for task in tasks:
-            error = BackendError(f"task {task.uid}: a Dragon worker could not unpickle it:\n{text}")
+            error = BackendError(
+                f"{task_label(task.uid)}: a Dragon worker could not unpickle it:\n{text}"
+            )
             self._deliver(task, error)
 
     def _live(self, task: ComputeTask) -> bool:
@@ -316,11 +319,13 @@ class FunctionPool:
             how = describe_exit(code)
             self._deliver(
                 culprit,
-                BackendError(f"task {culprit.uid}: the Dragon worker process running it {how}"),
+                BackendError(
+                    f"{task_label(culprit.uid)}: the Dragon worker process running it {how}"
+                ),
             )
         if broken is not None:
             for task in orphans:
-                self._deliver(task, BackendError(f"task {task.uid}: {broken}"))
+                self._deliver(task, BackendError(f"{task_label(task.uid)}: {broken}"))
         elif not stopping:
             try:
                 self._spawn()

@@ -7,6 +7,7 @@ from typing import Any
 import cloudpickle  # type: ignore[import-untyped]
 
 from rhapsody.api import BackendError, ComputeTask, TaskExecutionError
+from rhapsody.api.errors import task_label
 from rhapsody.backends.exit_status import describe_exit
 from rhapsody.backends.task_output import store_output
 
@@ -30,7 +31,7 @@ def apply_job(task: ComputeTask, outcome: JobOutcome) -> bool:
     n = len(outcome.codes)
     job = "process_templates" in task.task_backend_specific_kwargs
     if outcome.error is not None:
-        task.exception = BackendError(f"task {task.uid}: {outcome.error}")
+        task.exception = BackendError(f"{task_label(task.uid)}: {outcome.error}")
         return False
     if outcome.capture_files is not None:
         task.stdout, task.stderr = outcome.capture_files

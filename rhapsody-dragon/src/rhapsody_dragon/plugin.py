@@ -7,12 +7,19 @@ from __future__ import annotations
 
 from rhapsody.plugins import BackendSpec, hookimpl
 
-from .backend import DragonExecutionBackend, DragonExecutionBackendV3
+from .backend import DragonExecutionBackendV3
+from .runtime import runtime_note
 
 
 @hookimpl
 def rhapsody_register_backends() -> list[BackendSpec]:
     return [
-        BackendSpec(name="dragon", cls=DragonExecutionBackendV3, kind="execution"),
-        BackendSpec(name="dragon_alias", cls=DragonExecutionBackend, kind="execution"),
+        BackendSpec(
+            name="dragon",
+            cls=DragonExecutionBackendV3,
+            kind="execution",
+            # rhapsody-py's names: the "dragon_v3" backend, the DragonExecutionBackend class.
+            aliases=("dragon_v3", "DragonExecutionBackend"),
+            ready=runtime_note,
+        )
     ]

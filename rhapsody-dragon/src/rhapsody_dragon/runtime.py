@@ -8,6 +8,17 @@ from typing import Any
 from rhapsody.api import BackendError
 
 
+def runtime_note() -> str | None:
+    """What ``rhapsody backends`` says when this process cannot use the Dragon backend."""
+    try:
+        import dragon  # noqa: F401
+    except ImportError as exc:
+        return f"dragonhpc does not import: {exc}"
+    if "DRAGON_MY_PUID" not in os.environ:
+        return "needs the Dragon runtime: run your script with `dragon script.py`"
+    return None
+
+
 def require_runtime(backend: str) -> None:
     """Raise :class:`BackendError` unless this process runs under Dragon's launcher."""
     try:

@@ -27,6 +27,7 @@ from rhapsody.api import (
     TaskCanceledError,
     TaskState,
 )
+from rhapsody.api.errors import task_label
 from rhapsody.backends import InferenceBackend
 
 from . import openai_api as api
@@ -283,7 +284,7 @@ class VllmInferenceBackend(InferenceBackend):
         except RhapsodyError as exc:
             self._end(task, exc)
         except Exception as exc:  # noqa: BLE001 - whatever went wrong fails this task only
-            self._end(task, BackendError(f"task {task.uid}: {type(exc).__name__}: {exc}"))
+            self._end(task, BackendError(f"{task_label(task.uid)}: {type(exc).__name__}: {exc}"))
         else:
             if not task.done:
                 task.response, task.usage = response, usage
@@ -310,7 +311,8 @@ class VllmInferenceBackend(InferenceBackend):
             except ServerUnreachable as exc:
                 if failed is not None:
                     raise BackendError(
-                        f"task {task.uid}: the request failed, and failed again when retried; "
+                        f"{task_label(task.uid)}: the request failed, and failed again "
+                        f"when retried; "
                         f"last: {exc}"
                     ) from exc
                 failed = replica

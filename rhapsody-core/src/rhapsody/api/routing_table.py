@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .errors import SessionError
+from .errors import SessionError, task_label
 from .task import BaseTask
 
 if TYPE_CHECKING:
@@ -44,12 +44,12 @@ class RoutingTable:
             backend = self._backends.get(name)
             if backend is None:
                 raise SessionError(
-                    f"task {task.uid}: backend {name!r} is not in this session; "
+                    f"{task_label(task.uid)}: backend {name!r} is not in this session; "
                     f"available backends: {sorted(self._backends)}"
                 )
             if not backend.accepts(task):
                 raise SessionError(
-                    f"task {task.uid}: backend {name!r} ({backend.kind}) cannot run a "
+                    f"{task_label(task.uid)}: backend {name!r} ({backend.kind}) cannot run a "
                     f"{type(task).__name__}"
                 )
             return backend
@@ -61,14 +61,16 @@ class RoutingTable:
         if not candidates:
             kinds = {b.name: b.kind for b in self._backends.values()}
             raise SessionError(
-                f"task {task.uid}: no backend in this session accepts a {type(task).__name__} "
+                f"{task_label(task.uid)}: no backend in this session accepts a "
+                f"{type(task).__name__} "
                 f"(backends: {kinds or 'none'}); add a compatible backend or set backend="
             )
         chosen = self._hook(task=task, backends=candidates, session=self._session)
         backend = self._backends.get(chosen) if isinstance(chosen, str) else None
         if backend is None or backend not in candidates:
             raise SessionError(
-                f"task {task.uid}: the routing hook chose {chosen!r}, which is not a compatible "
+                f"{task_label(task.uid)}: the routing hook chose {chosen!r}, which is "
+                f"not a compatible "
                 f"backend of this session ({[b.name for b in candidates]})"
             )
         if self._default_only:

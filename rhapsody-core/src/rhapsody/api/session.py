@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
@@ -16,6 +16,7 @@ from .errors import (
     TaskExecutionError,
     TaskTimeoutError,
     TaskValidationError,
+    task_label,
 )
 from .routing_table import RoutingTable
 from .states import TaskState
@@ -82,6 +83,8 @@ class Session:
         self._on_state: Any = None
         self._on_finished: Any = None
         self._routing: RoutingTable | None = None
+        # Backend name -> callbacks registered with backend.register_callback (usually none).
+        self._watchers: dict[str, list[Callable[[BaseTask, TaskState], object]]] = {}
         self.shutdown_timeout: float = 60.0
         for backend in backends or ():
             self.add_backend(backend)
@@ -89,9 +92,18 @@ class Session:
     # -- set-up -----------------------------------------------------------------------------------
 
     def add_backend(self, backend: Backend) -> None:
-        """Add a backend; it is initialised (awaited) when the session starts, if it was not."""
+        """Add a backend; it is initialised (awaited) when the session starts, if it was not.
+
+        A backend written for rhapsody-py (its ``BaseBackend`` contract) is accepted too: it
+        runs through :class:`~rhapsody.compat.legacy_backend.LegacyBackendAdapter`, which
+        ``session.backends[name]`` then holds.
+        """
         if not isinstance(backend, self._backend_type):
-            raise SessionError(f"Session.backends: expected rhapsody backends, got {backend!r}")
+            from ..compat.legacy_backend import LegacyBackendAdapter, is_legacy_backend
+
+            if not is_legacy_backend(backend):
+                raise SessionError(f"Session.backends: expected rhapsody backends, got {backend!r}")
+            backend = LegacyBackendAdapter(backend)
         if self._closed:
             raise SessionError(f"session {self.uid} is closed")
         if backend.name in self.backends:
@@ -104,6 +116,7 @@ class Session:
             raise SessionError(f"backend {backend.name!r} already belongs to session {owner.uid}")
         self.backends[backend.name] = backend
         backend._attach(self, self._transition)
+        self._watch(backend)
         if self._routing is not None:
             self._routing.invalidate()
 
@@ -210,6 +223,7 @@ class Session:
         for backend, group in groups.items():
             if self._closed:
                 break
+            backend._used = True
             try:
                 await backend.submit_tasks(group)
             except BaseException as exc:  # the tasks fail, the caller is told through them
@@ -241,11 +255,15 @@ class Session:
             if isinstance(item, BaseTask):
                 task = item
                 if task._future is not None:
-                    raise SessionError(f"task {task.uid} was already submitted")
+                    raise SessionError(f"{task_label(task.uid)} was already submitted")
+                if task.state is not _NEW:  # a restored (from_dict, unpickled) task runs afresh
+                    task._reset_results()
             else:
                 task = task_from_dict(item)
-                if isinstance(item, dict):
+                if isinstance(item, MutableMapping):
+                    # rhapsody-py's contract: the caller's dict is the task, kept up to date.
                     item.setdefault("uid", task.uid)
+                    task._source = item
             uid = task.uid
             # Checked and claimed with no await in between: two concurrent submissions of the
             # same uid cannot both pass.
@@ -273,6 +291,8 @@ class Session:
                 task._future = fut
                 task.backend = name
                 task.state = _SUBMITTED
+                if task._source is not None:
+                    task._source.update(backend=name, state=_SUBMITTED.value)
                 known[task.uid] = task
                 claimed.discard(task.uid)
                 if on_submitted is not None:
@@ -296,8 +316,12 @@ class Session:
             task.state = state
             if task.timeout is not None:
                 self._start_timer(task)
+            if task._source is not None:
+                task._source["state"] = state.value
             if self._on_state is not None:
                 self._call_hook(self._on_state, task=task, old_state=old, new_state=state)
+            if self._watchers:
+                self._notify_watchers(task, state)
             return True
         if state is not _DONE and state is not _FAILED and state is not _CANCELED:
             return False  # NEW/SUBMITTED come from the session only
@@ -323,11 +347,30 @@ class Session:
             timer = self._timers.pop(task, None)
             if timer is not None:
                 timer.cancel()
+        if task._source is not None:
+            _write_back(task, task._source)
         if self._on_state is not None:
             self._call_hook(self._on_state, task=task, old_state=old, new_state=state)
         if self._on_finished is not None:
             self._call_hook(self._on_finished, task=task)
+        if self._watchers:
+            self._notify_watchers(task, state)
         return True
+
+    # -- state callbacks of backends (rhapsody-py's register_callback) ---------------------------
+
+    def _watch(self, backend: Backend) -> None:
+        """Call ``backend``'s registered callbacks on its tasks' state changes from now on."""
+        if backend.state_callbacks:
+            self._watchers[backend.name] = backend.state_callbacks
+
+    def _notify_watchers(self, task: BaseTask, state: TaskState) -> None:
+        callbacks = self._watchers.get(task.backend or "")
+        for callback in callbacks or ():
+            try:
+                callback(task, state)
+            except Exception:  # a callback's bug must not lose a task's state
+                log.exception("a state callback of backend %r raised", task.backend)
 
     def _call_hook(self, hook: Any, **kwargs: Any) -> None:
         try:
@@ -370,7 +413,9 @@ class Session:
             if isinstance(item, BaseTask):
                 task = known.get(item.uid)
                 if task is not item:
-                    raise SessionError(f"task {item.uid!r} was not submitted to session {self.uid}")
+                    raise SessionError(
+                        f"{task_label(item.uid)} was not submitted to session {self.uid}"
+                    )
             else:
                 if isinstance(item, str):
                     uid: Any = item
@@ -382,7 +427,7 @@ class Session:
                     )
                 task = known.get(uid) if isinstance(uid, str) else None
                 if task is None:
-                    raise SessionError(f"task {uid!r} was not submitted to session {self.uid}")
+                    raise SessionError(f"{task_label(uid)} was not submitted to session {self.uid}")
             found.append(task)
         return found
 
@@ -456,6 +501,8 @@ class Session:
                 )
             except Exception as exc:  # noqa: BLE001 - shut down the others regardless
                 log.error("backend %r failed to shut down: %s", backend.name, exc)
+        for backend in self.backends.values():
+            backend._closed = True
         self._cancel_unfinished(self.tasks.values(), "the session was closed")
         for timer in self._timers.values():
             timer.cancel()
@@ -475,6 +522,19 @@ class Session:
 
     def __repr__(self) -> str:
         return f"Session(uid={self.uid!r}, backends={list(self.backends)}, tasks={len(self.tasks)})"
+
+
+_RESULTS_WRITTEN_BACK = ("return_value", "stdout", "stderr", "exit_code", "exception")
+
+
+def _write_back(task: BaseTask, target: MutableMapping[str, Any]) -> None:
+    """Copy an ended task's state and results into the dict it was submitted as."""
+    target["state"] = task.state.value
+    for name in _RESULTS_WRITTEN_BACK:
+        target[name] = getattr(task, name)
+    response = getattr(task, "response", None)
+    if response is not None:
+        target["response"] = response
 
 
 def _require_list(tasks: object, expected: str, owner: str) -> None:

@@ -3,27 +3,45 @@
 Tasks are attrs classes: every field is validated at construction (and on assignment), so a bad
 task raises :class:`TaskValidationError` before anything runs. A submitted task is awaitable:
 ``await task`` returns the task once it is DONE and raises its error otherwise.
+
+Tasks are also data: they read and write like dicts (``task["uid"]``, ``task.update(...)``,
+extra fields such as ``priority="high"`` kept as given), pickle, deep-copy, and turn into a
+JSON-safe dict (:meth:`BaseTask.to_dict`) that :meth:`BaseTask.from_dict` turns back into the
+same task, results included.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import itertools
 import os
-from collections.abc import Callable, Generator, Mapping, Sequence
-from types import MappingProxyType
+from collections.abc import Callable, Generator, Iterable, Mapping, MutableMapping, Sequence
 from typing import Any, ClassVar
 
 import attrs
 
 from . import validators as v
-from .errors import SessionError, TaskValidationError
+from .errors import TaskNotSubmittedError, TaskValidationError, task_label
+from .portable import (
+    CloudPickled,
+    from_json_safe,
+    picklable_callable,
+    picklable_result,
+    to_json_safe,
+)
 from .states import TaskState
-
-# Shared immutable default: tasks that pass no kwargs cost no dict of their own.
-EMPTY_MAPPING: Mapping[str, Any] = MappingProxyType({})
+from .task_fields import (
+    ALL_RESULTS,
+    EMPTY_MAPPING,
+    IGNORED_KEYS,
+    check_extra,
+    field_names,
+    merge_positional,
+)
 
 _RESULT = attrs.setters.NO_OP  # result fields: plain assignment, no validator pipeline
+_PRIVATE = ("_future", "_extra", "_source")
 
 _uid_counter = itertools.count(1)  # next() on itertools.count is atomic under the GIL
 
@@ -33,15 +51,19 @@ def next_uid() -> str:
     return f"task.{next(_uid_counter):06d}"
 
 
-@attrs.define(kw_only=True, eq=False, repr=False)
+@attrs.define(kw_only=True, eq=False, repr=False, init=False)
 class BaseTask:
     """Fields and results common to every task."""
 
     kind: ClassVar[str] = "task"
+    # Constructor arguments accepted by position, in rhapsody-py's order.
+    positional_fields: ClassVar[tuple[str, ...]] = ("uid", "backend")
 
     uid: str = attrs.field(factory=next_uid, validator=v.uid)
     backend: str | None = attrs.field(default=None, validator=v.optional_str)
-    timeout: float | None = attrs.field(default=None, validator=v.optional_timeout)
+    timeout: float | None = attrs.field(
+        default=None, converter=v.to_real, validator=v.optional_timeout
+    )
     task_backend_specific_kwargs: Mapping[str, Any] = attrs.field(
         default=EMPTY_MAPPING, validator=v.str_keyed_mapping
     )
@@ -55,15 +77,51 @@ class BaseTask:
     exit_code: int | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
     exception: BaseException | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
     traceback: str | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
-    # Bookkeeping: the future the session resolves.
+    # Bookkeeping: the future the session resolves, extra fields (None until there is one), and
+    # the caller's dict when the task was submitted as one (kept up to date, as rhapsody-py does).
     _future: asyncio.Future[Any] | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
+    _extra: dict[str, Any] | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
+    _source: MutableMapping[str, Any] | None = attrs.field(
+        init=False, default=None, on_setattr=_RESULT
+    )
+
+    def __init__(self, *args: Any, **fields: Any) -> None:
+        cls = type(self)
+        if args:
+            fields = merge_positional(cls, args, fields)
+        names = field_names(cls)
+        if fields.keys() <= names.init and None not in fields.values():
+            self.__attrs_init__(**fields)  # the common case: nothing to sort out
+            return
+        own: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        for key, value in fields.items():
+            if key in names.init:
+                if value is not None or key not in names.none_is_default:
+                    own[key] = value  # rhapsody-py passes None for "the default"
+            elif key in ALL_RESULTS or key in IGNORED_KEYS:
+                if value is not None and key in names.results:
+                    raise TaskValidationError(
+                        key,
+                        "no value: results are written by the backend",
+                        value,
+                        owner=cls.__name__,
+                    )
+                if value is not None and key in ALL_RESULTS:
+                    extra[key] = value  # another kind's result: kept as an extra field
+            else:
+                check_extra(cls, key, value)
+                extra[key] = value
+        self.__attrs_init__(**own)
+        if extra:
+            self._extra = extra
 
     def __await__(self) -> Generator[Any, None, Any]:
         future = self._future
         if future is None:
-            raise SessionError(
-                f"task {self.uid} has not been submitted: pass it to session.submit_tasks() "
-                "before awaiting it"
+            raise TaskNotSubmittedError(
+                f"{task_label(self.uid)} has not been submitted: pass it to "
+                "session.submit_tasks() before awaiting it"
             )
         return future.__await__()
 
@@ -77,18 +135,55 @@ class BaseTask:
         """True once the task reached DONE, FAILED or CANCELED."""
         return self.state in (TaskState.DONE, TaskState.FAILED, TaskState.CANCELED)
 
-    # Dict-style reads, for code that treats tasks as mappings.
+    @property
+    def extra(self) -> Mapping[str, Any]:
+        """The extra fields given beside the task's own (``priority="high"``...)."""
+        return self._extra if self._extra is not None else EMPTY_MAPPING
+
+    def validate(self) -> None:
+        """Check every field again (after changing mutable values in place)."""
+        attrs.validate(self)
+        post_init = getattr(self, "__attrs_post_init__", None)
+        if post_init is not None:
+            post_init()
+
+    # -- dict-style access, for code that treats tasks as mappings (as rhapsody-py's are) -------
+
     def __getitem__(self, key: str) -> Any:
-        if key.startswith("_") or key not in attrs.fields_dict(type(self)):
-            raise KeyError(key)
-        return getattr(self, key)
+        if key in field_names(type(self)).public_set:
+            return getattr(self, key)
+        extra = self._extra
+        if extra is not None and key in extra:
+            return extra[key]
+        raise KeyError(key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        names = field_names(type(self))
+        if key in names.init:
+            setattr(self, key, value)  # validated like the constructor's argument
+        elif key in names.results:
+            raise TaskValidationError(
+                key,
+                "no value: results are written by the backend",
+                value,
+                owner=type(self).__name__,
+            )
+        else:
+            check_extra(type(self), key, value)
+            if self._extra is None:
+                self._extra = {}
+            self._extra[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        extra = self._extra
+        if extra is None or key not in extra:
+            raise KeyError(f"{key!r}: only extra fields can be deleted")
+        del extra[key]
 
     def __contains__(self, key: object) -> bool:
-        return (
-            isinstance(key, str)
-            and not key.startswith("_")
-            and key in attrs.fields_dict(type(self))
-        )
+        if isinstance(key, str) and key in field_names(type(self)).public_set:
+            return True
+        return self._extra is not None and key in self._extra
 
     def get(self, key: str, default: Any = None) -> Any:
         """``task.get("uid")``: like ``dict.get``."""
@@ -97,9 +192,91 @@ class BaseTask:
         except KeyError:
             return default
 
-    def to_dict(self) -> dict[str, Any]:
-        """Public fields and results as a plain dict."""
-        return {a.name: getattr(self, a.name) for a in attrs.fields(type(self)) if a.name[0] != "_"}
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        """Like ``dict.setdefault``."""
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def update(
+        self, other: Mapping[str, Any] | Iterable[tuple[str, Any]] = (), /, **more: Any
+    ) -> None:
+        """Set several fields (validated) or extra fields at once, like ``dict.update``."""
+        items = other.items() if isinstance(other, Mapping) else other
+        for key, value in items:
+            self[key] = value
+        for key, value in more.items():
+            self[key] = value
+
+    def keys(self) -> list[str]:
+        """Public field names, then extra field names (so ``dict(task)`` works)."""
+        names = list(field_names(type(self)).public)
+        return names + list(self._extra) if self._extra else names
+
+    def items(self) -> list[tuple[str, Any]]:
+        return [(key, self[key]) for key in self.keys()]
+
+    def values(self) -> list[Any]:
+        return [self[key] for key in self.keys()]
+
+    # -- tasks as data ------------------------------------------------------------------------
+
+    def to_dict(self, *, json_safe: bool = True) -> dict[str, Any]:
+        """Every public field, result and extra field as a dict.
+
+        By default the dict is JSON-safe (``json.dumps`` takes it; see :mod:`rhapsody.api.portable`
+        for how functions, exceptions and other objects are written); ``json_safe=False`` keeps
+        the values themselves. :meth:`from_dict` takes either form back.
+        """
+        out = {name: getattr(self, name) for name in field_names(type(self)).public}
+        if self._extra:
+            out.update(self._extra)
+        for name in ("kwargs", "task_backend_specific_kwargs", "usage"):
+            value = out.get(name)
+            if isinstance(value, Mapping):
+                out[name] = dict(value)
+        out["state"] = self.state.value
+        if json_safe:
+            return {key: to_json_safe(value) for key, value in out.items()}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BaseTask:
+        """Build a task from a dict (:meth:`to_dict`'s output, either form, or a plain
+        description); results found in it are restored. On :class:`BaseTask` the kind is
+        chosen like :func:`task_from_dict` does."""
+        if cls is BaseTask:
+            return task_from_dict(data)
+        return _build(cls, data)
+
+    def _reset_results(self) -> None:
+        """Forget the results of an earlier run (a restored task submitted again)."""
+        for name in field_names(type(self)).results:
+            object.__setattr__(self, name, _DEFAULTS[name])
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        state = {name: getattr(self, name) for name in field_names(type(self)).public}
+        if self._extra:
+            state["_extra"] = dict(self._extra)
+        function = state.get("function")
+        if function is not None:
+            state["function"] = picklable_callable(function)
+        for name in ("return_value", "response", "exception"):
+            if state.get(name) is not None:
+                state[name] = picklable_result(state[name])
+        return (_unpickle_task, (type(self), state))
+
+    def __copy__(self) -> BaseTask:
+        return _clone(self, lambda value: value)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> BaseTask:
+        def deep(value: Any) -> Any:
+            try:
+                return copy.deepcopy(value, memo)
+            except Exception:  # noqa: BLE001 - a value that cannot be copied is shared
+                return value
+
+        return _clone(self, deep, memo)
 
     def _describe(self) -> str:
         return ""
@@ -110,12 +287,67 @@ class BaseTask:
         return f"{head}{self._describe()}{backend})"
 
 
-@attrs.define(kw_only=True, eq=False, repr=False)
+_DEFAULTS: dict[str, Any] = {
+    "state": TaskState.NEW,
+    **{name: None for name in ALL_RESULTS if name != "state"},
+}
+
+
+def _unpickle_task(cls: type[BaseTask], state: dict[str, Any]) -> BaseTask:
+    task = cls.__new__(cls)
+    for field in attrs.fields(cls):
+        value = state.get(field.name, None if field.name in _PRIVATE else _field_default(field))
+        if isinstance(value, CloudPickled):
+            value = value.load()
+        object.__setattr__(task, field.name, value)
+    return task
+
+
+def _field_default(field: Any) -> Any:
+    default = field.default
+    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+        return default.factory()
+    return default
+
+
+def _clone(
+    task: BaseTask, copy_value: Callable[[Any], Any], memo: dict[int, Any] | None = None
+) -> BaseTask:
+    cls = type(task)
+    clone = cls.__new__(cls)
+    if memo is not None:
+        memo[id(task)] = clone
+    for field in attrs.fields(cls):
+        name = field.name
+        if name == "_future" or name == "_source":
+            value = None  # a copy is a new, unsubmitted task
+        else:
+            value = getattr(task, name)
+            if name == "_extra" and value is not None:
+                value = dict(value)  # the copy gets its own extra fields
+            if name != "function":  # functions are shared, never copied
+                value = copy_value(value)
+        object.__setattr__(clone, name, value)
+    return clone
+
+
+@attrs.define(kw_only=True, eq=False, repr=False, init=False)
 class ComputeTask(BaseTask):
     """An executable (``executable=``, ``arguments=``) or a Python function (``function=``,
     ``args=``, ``kwargs=``, sync or ``async def``) to run on an execution backend."""
 
     kind: ClassVar[str] = "compute"
+    positional_fields: ClassVar[tuple[str, ...]] = (
+        "executable",
+        "function",
+        "arguments",
+        "args",
+        "kwargs",
+        "uid",
+        "input_files",
+        "output_files",
+        "capture_stdio",
+    )
 
     executable: str | os.PathLike[str] | None = attrs.field(default=None, validator=v.optional_path)
     arguments: Sequence[str] = attrs.field(default=(), validator=v.str_sequence)
@@ -168,23 +400,40 @@ class ComputeTask(BaseTask):
         return f", executable={os.fspath(self.executable)!r}"  # type: ignore[arg-type]
 
 
-@attrs.define(kw_only=True, eq=False, repr=False)
-class AITask(BaseTask):
+@attrs.define(kw_only=True, eq=False, repr=False, init=False)
+class AITask(BaseTask):  # type: ignore[override]  # its __attrs_init__ requires prompt
     """An inference request for an inference backend; the answer lands on ``.response``
     (a list, in prompt order, when ``prompt`` is a list)."""
 
     kind: ClassVar[str] = "ai"
+    positional_fields: ClassVar[tuple[str, ...]] = (
+        "prompt",
+        "model",
+        "inference_endpoint",
+        "system_prompt",
+        "temperature",
+        "max_tokens",
+        "top_p",
+        "top_k",
+        "stop_sequences",
+        "uid",
+        "backend",
+    )
 
     prompt: str | Sequence[str] = attrs.field(validator=v.prompt)
     model: str | None = attrs.field(default=None, validator=v.optional_str)
     inference_endpoint: str | None = attrs.field(default=None, validator=v.optional_str)
     system_prompt: str | None = attrs.field(default=None, validator=v.optional_str)
-    temperature: float | None = attrs.field(default=None, validator=v.number_in_range(0.0, 2.0))
-    max_tokens: int | None = attrs.field(default=None, validator=v.optional_positive_int)
-    top_p: float | None = attrs.field(
-        default=None, validator=v.number_in_range(0.0, 1.0, lo_open=True)
+    temperature: float | None = attrs.field(
+        default=None, converter=v.to_real, validator=v.number_in_range(0.0, 2.0)
     )
-    top_k: int | None = attrs.field(default=None, validator=v.optional_top_k)
+    max_tokens: int | None = attrs.field(
+        default=None, converter=v.to_int, validator=v.optional_positive_int
+    )
+    top_p: float | None = attrs.field(
+        default=None, converter=v.to_real, validator=v.number_in_range(0.0, 1.0, lo_open=True)
+    )
+    top_k: int | None = attrs.field(default=None, converter=v.to_int, validator=v.optional_top_k)
     stop_sequences: Sequence[str] | None = attrs.field(
         default=None, validator=v.optional_str_sequence
     )
@@ -198,33 +447,43 @@ class AITask(BaseTask):
 
 
 _TASK_CLASSES: dict[str, type[BaseTask]] = {"compute": ComputeTask, "ai": AITask}
-_RESULT_FIELDS = frozenset(a.name for a in attrs.fields(AITask) if not a.init) | frozenset(
-    a.name for a in attrs.fields(ComputeTask) if not a.init
-)
 
 
 def task_from_dict(description: Mapping[str, Any]) -> BaseTask:
-    """Build and validate a task from a plain dict.
+    """Build and validate a task from a dict (see :meth:`BaseTask.from_dict`).
 
     A dict with ``prompt`` becomes an :class:`AITask`, otherwise a :class:`ComputeTask`; an explicit
-    ``"type": "compute" | "ai"`` overrides the guess. Unknown keys are rejected.
+    ``"type": "compute" | "ai"`` (or rhapsody-py's ``"task_type": "ComputeTask"``) overrides the
+    guess. Keys that are not fields are kept as extra fields.
     """
     if not isinstance(description, Mapping):
         raise TaskValidationError("task", "a ComputeTask, an AITask or a dict", description)
-    fields = dict(description)
-    kind = fields.pop("type", None) or fields.pop("task_type", None)
+    kind = description.get("type") or description.get("task_type")
     if kind is None:
-        kind = "ai" if "prompt" in fields else "compute"
+        kind = "ai" if "prompt" in description else "compute"
     cls = _TASK_CLASSES.get(str(kind).lower().removesuffix("task"))
     if cls is None:
         raise TaskValidationError("type", "'compute' or 'ai'", kind)
-    init_names = {a.alias for a in attrs.fields(cls) if a.init}
-    for key in fields:
-        if key not in init_names and key not in _RESULT_FIELDS:
-            raise TaskValidationError(
-                key,
-                f"one of the {cls.__name__} fields {sorted(init_names)}",
-                fields[key],
-                owner=cls.__name__,
-            )
-    return cls(**{k: val for k, val in fields.items() if k in init_names})
+    return _build(cls, description)
+
+
+def _build(cls: type[BaseTask], data: Mapping[str, Any]) -> BaseTask:
+    names = field_names(cls)
+    given: dict[str, Any] = {}
+    results: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in IGNORED_KEYS:
+            continue
+        if type(value) is dict or type(value) is list:
+            value = from_json_safe(value)
+        if key in names.results:
+            if value is not None:
+                results[key] = value
+        else:
+            given[key] = value
+    task = cls(**given)
+    for key, value in results.items():
+        if key == "state":
+            value = TaskState(value)
+        object.__setattr__(task, key, value)
+    return task

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import numbers
+import operator
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -159,3 +161,23 @@ def prompt(inst: Any, attribute: Any, value: Any) -> None:
     for item in value:
         if type(item) is not str or not item.strip():
             _fail(inst, attribute, "a non-empty prompt string or a non-empty list of them", value)
+
+
+# Converters: NumPy (or any numbers.Real) numbers become Python ones; everything else is left
+# for the validator to judge (bool stays bool, and is refused where a number is meant).
+def to_real(value: Any) -> Any:
+    if value is None or type(value) is float or type(value) is int:
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return value
+    if isinstance(value, numbers.Integral):
+        return operator.index(value)
+    return float(value)
+
+
+def to_int(value: Any) -> Any:
+    if value is None or type(value) is int:
+        return value
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return operator.index(value)
+    return value

@@ -21,8 +21,9 @@ from collections.abc import Callable, Generator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..api.errors import BackendConfigurationError
-from ..api.states import TaskState
+from ..api.states import TERMINAL_STATES, TaskState
 from ..api.task import AITask, BaseTask, ComputeTask
+from ..compat.backend_methods import RhapsodyPyBackendMethods, StateCallback
 
 if TYPE_CHECKING:
     from ..api.session import Session
@@ -30,14 +31,12 @@ if TYPE_CHECKING:
 StateSink = Callable[[BaseTask, TaskState], bool]
 
 
-def _detached_sink(task: BaseTask, state: TaskState) -> bool:
-    # A backend used outside a session still records the state on the task.
-    task.state = state
-    return True
+class Backend(RhapsodyPyBackendMethods, abc.ABC):
+    """A place where tasks run. Subclass :class:`ExecutionBackend` or :class:`InferenceBackend`.
 
-
-class Backend(abc.ABC):
-    """A place where tasks run. Subclass :class:`ExecutionBackend` or :class:`InferenceBackend`."""
+    Every backend also answers rhapsody-py's backend methods (``register_callback``,
+    ``state()``, ``cancel_task(uid)``...; see :mod:`rhapsody.compat.backend_methods`).
+    """
 
     kind: ClassVar[str]
     task_types: ClassVar[tuple[type[BaseTask], ...]]
@@ -50,7 +49,9 @@ class Backend(abc.ABC):
             raise BackendConfigurationError(type(self).__name__, "name", "a non-empty string", name)
         self.name = name
         self.session: Session | None = None
-        self._sink: StateSink = _detached_sink
+        self._sink: StateSink = self._report_detached
+        self.state_callbacks: list[StateCallback] = []
+        self._used = False  # tasks were submitted (for state())
         self._initialized = False
         self._init_task: asyncio.Future[None] | None = None
         self._closed = False
@@ -77,7 +78,7 @@ class Backend(abc.ABC):
         """True once :meth:`initialize` completed."""
         return self._initialized
 
-    async def initialize(self) -> None:  # noqa: B027 - optional hook
+    async def initialize(self) -> None:
         """Start whatever the backend needs (pools, clusters, servers). Runs once."""
 
     async def cancel_initialize(self) -> None:
@@ -93,6 +94,7 @@ class Backend(abc.ABC):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.shutdown()
+        self._closed = True
 
     # -- the task contract ------------------------------------------------------------------------
 
@@ -111,7 +113,7 @@ class Backend(abc.ABC):
             if task.task_backend_specific_kwargs:
                 check(task)
 
-    def check_options(self, task: BaseTask) -> None:  # noqa: B027 - optional hook
+    def check_options(self, task: BaseTask) -> None:
         """Reject ``task_backend_specific_kwargs`` this backend does not understand."""
 
     @abc.abstractmethod
@@ -135,6 +137,16 @@ class Backend(abc.ABC):
         point (no extra call on the hot path), unless a subclass overrides it.
         """
         return self._sink(task, state)
+
+    def _report_detached(self, task: BaseTask, state: TaskState) -> bool:
+        # A backend used outside a session still records states (terminal ones are final) and
+        # calls its registered callbacks.
+        if task.state in TERMINAL_STATES or task.state is state:
+            return False
+        task.state = state
+        for callback in self.state_callbacks:
+            callback(task, state)
+        return True
 
     def report_threadsafe(self, task: BaseTask, state: TaskState) -> None:
         """:meth:`report` from a thread other than the event loop's."""
@@ -164,3 +176,13 @@ class InferenceBackend(Backend):
 
     kind: ClassVar[str] = "inference"
     task_types: ClassVar[tuple[type[BaseTask], ...]] = (AITask,)
+
+
+def __getattr__(name: str) -> Any:
+    # rhapsody-py plugins import their base class from here: `from rhapsody.backends.base
+    # import BaseBackend` (imported on first use: it builds on this module).
+    if name == "BaseBackend":
+        from ..compat.legacy_backend import BaseBackend
+
+        return BaseBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

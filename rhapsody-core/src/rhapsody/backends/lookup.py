@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dis
+import sys
+from types import FrameType
 from typing import Any
 
 from ..api.errors import RhapsodyError
@@ -14,48 +17,107 @@ FIRST_PARTY: dict[str, tuple[str, str]] = {
     "DragonVllmInferenceBackend": ("rhapsody-vllm", "vllm"),
     "VllmInferenceBackend": ("rhapsody-vllm", "vllm"),
 }
+# Their backend names (as get_backend() and `rhapsody backends` know them) -> (class, kind).
+FIRST_PARTY_NAMES: dict[str, tuple[str, str]] = {
+    "dask": ("DaskExecutionBackend", "execution"),
+    "dragon": ("DragonExecutionBackendV3", "execution"),
+    "dragon_v3": ("DragonExecutionBackendV3", "execution"),
+    "vllm": ("VllmInferenceBackend", "inference"),
+    "dragon_vllm": ("DragonVllmInferenceBackend", "inference"),
+}
+
+_IMPORT_FROM = dis.opmap["IMPORT_FROM"]
 
 
 class BackendNotInstalledError(ImportError, RhapsodyError):
-    """A backend class was asked for whose plugin is not installed or failed to load.
+    """A backend was asked for whose plugin is not installed or failed to load.
 
     An ``ImportError``, so ``from rhapsody.backends import X`` fails with the install hint.
     """
 
 
-def backend_class(class_name: str, kind: str | None, module: str) -> type[Any]:
-    """The registered backend class called ``class_name`` (of ``kind``, when given)."""
+class BackendNotFoundError(AttributeError, RhapsodyError):
+    """``rhapsody.backends.X`` (outside an import statement) for a backend that is not there:
+    an ``AttributeError`` carrying the same hint, so ``hasattr(rhapsody.backends, "X")`` is
+    False and ``getattr(..., default)`` works."""
+
+
+def install_hint(class_name: str) -> str | None:
+    """Why first-party backend class ``class_name`` is missing and how to get it (else None)."""
+    from ..plugins.manager import get_plugin_host
+
+    if class_name not in FIRST_PARTY:
+        return None
+    dist, extra = FIRST_PARTY[class_name]
+    host = get_plugin_host()
+    if extra in host.blocked:
+        return (
+            f"{class_name} is installed ({dist}) but its plugin {extra!r} is not loaded: "
+            "see the RHAPSODY_LOAD_PLUGINS / RHAPSODY_BLOCK_PLUGINS environment variables"
+        )
+    failure = host.failed().get(extra)
+    if failure is not None:
+        return (
+            f"{class_name} is unavailable: its plugin {extra!r} ({dist}) failed to load: "
+            f"{failure.reason}"
+        )
+    return (
+        f"{class_name} is provided by the {dist!r} distribution, which is not installed: "
+        f"pip install 'rhapsody-core[{extra}]' (or pip install {dist})"
+    )
+
+
+def missing_backend_error(name: str) -> Exception:
+    """The error for ``get_backend(name)`` when no usable backend has that name."""
     from ..plugins.manager import get_plugin_host
 
     host = get_plugin_host()
-    for info in host.available(kind):
-        if info.class_name == class_name and info.cls is not None:
-            return info.cls
-    if class_name in FIRST_PARTY:
-        dist, extra = FIRST_PARTY[class_name]
-        if extra in host.blocked:
-            raise BackendNotInstalledError(
-                f"{class_name} is installed ({dist}) but its plugin {extra!r} is not loaded: "
-                "see the RHAPSODY_LOAD_PLUGINS / RHAPSODY_BLOCK_PLUGINS environment variables",
-                name=class_name,
-            )
-        failure = host.failed().get(extra)
-        if failure is not None:
-            raise BackendNotInstalledError(
-                f"{class_name} is unavailable: its plugin {extra!r} ({dist}) failed to load: "
-                f"{failure.reason}",
-                name=class_name,
-            )
-        raise BackendNotInstalledError(
-            f"{class_name} is provided by the {dist!r} distribution, which is not installed: "
-            f"pip install 'rhapsody-core[{extra}]' (or pip install {dist})",
-            name=class_name,
+    info = host.find(name)
+    if name in FIRST_PARTY_NAMES and (info is None or not info.available):
+        hint = install_hint(FIRST_PARTY_NAMES[name][0])
+        return BackendNotInstalledError(f"backend {name!r}: {hint}", name=name)
+    if info is not None and not info.available:
+        return BackendNotInstalledError(
+            f"backend {name!r} is unavailable: {info.reason}", name=name
         )
-    raise BackendNotInstalledError(
-        f"module {module!r} has no backend {class_name!r}; `rhapsody backends` lists the "
-        "installed ones",
-        name=class_name,
+    known = sorted(k for k, v in host.backends().items() if v)
+    return ValueError(
+        f"no backend named {name!r}; available: {known} (`rhapsody backends` lists them, and "
+        "the first-party ones that are not installed)"
     )
+
+
+def _in_import_statement(frame: FrameType | None) -> bool:
+    # `from rhapsody.backends import X` reads X with IMPORT_FROM, which turns an AttributeError
+    # into a bare "cannot import name": there, raise the ImportError that carries the hint.
+    if frame is None:
+        return False
+    code, at = frame.f_code.co_code, frame.f_lasti
+    return 0 <= at < len(code) and code[at] == _IMPORT_FROM
+
+
+def backend_class(
+    class_name: str, kind: str | None, module: str, *, importing: bool = False
+) -> type[Any]:
+    """The registered backend class called ``class_name`` (of ``kind``, when given), as the
+    module ``__getattr__`` of :mod:`rhapsody.backends` (and its kind sub-packages) looks it up.
+
+    A missing one raises :class:`BackendNotInstalledError` (an ``ImportError``) in an import
+    statement or with ``importing=True``, else :class:`BackendNotFoundError`
+    (an ``AttributeError``).
+    """
+    from ..plugins.manager import get_plugin_host
+
+    for info in get_plugin_host().available(kind):
+        if info.cls is not None and (info.class_name == class_name or class_name in info.aliases):
+            return info.cls
+    message = install_hint(class_name) or (
+        f"module {module!r} has no backend {class_name!r}; `rhapsody backends` lists the "
+        "installed ones"
+    )
+    if importing or _in_import_statement(sys._getframe(2)):
+        raise BackendNotInstalledError(message, name=class_name)
+    raise BackendNotFoundError(message, name=class_name)
 
 
 def backend_class_names(kind: str | None) -> list[str]:

@@ -16,16 +16,15 @@ from typing import Any
 import cloudpickle  # type: ignore[import-untyped]
 from tblib import pickling_support  # type: ignore[import-untyped]
 
+from ..api.errors import RemoteTaskError
 
-class RemoteTaskError(RuntimeError):
-    """A task's exception that could not travel back as itself (it does not pickle)."""
-
-    def __init__(self, type_name: str, message: str, traceback_text: str = "") -> None:
-        super().__init__(f"{type_name}: {message}")
-        self.type_name, self.message, self.traceback_text = type_name, message, traceback_text
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.type_name, self.message, self.traceback_text))
+__all__ = [
+    "RemoteTaskError",
+    "dump_exception",
+    "format_traceback",
+    "load_exception",
+    "portable_exception",
+]
 
 
 def format_traceback(exc: BaseException) -> str:

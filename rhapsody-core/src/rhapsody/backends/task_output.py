@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import os
 
-from ..api.errors import BackendError
+from ..api.errors import BackendError, task_label
 from ..api.task import ComputeTask
 
 _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC
@@ -36,7 +36,7 @@ def capture_paths(task_dir: str, uid: str) -> tuple[str, str]:
             continue
         return out, err
     raise BackendError(
-        f"task {uid}: no free capture file name in {task_dir}",
+        f"{task_label(uid)}: no free capture file name in {task_dir}",
     ) from OSError(errno.EEXIST, "exists")
 
 

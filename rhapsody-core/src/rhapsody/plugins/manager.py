@@ -3,6 +3,9 @@
 A plugin that fails to import (or to declare its backends) is skipped with a logged reason and
 listed as unavailable; it never breaks the other plugins.
 
+Backend classes published the rhapsody-py way -- ``name = "module:Class"`` in the
+``rhapsody.backends`` entry-point group -- are discovered too (see :mod:`rhapsody.compat.registry`).
+
 Environment variables (comma-separated entry-point names):
 
 * ``RHAPSODY_LOAD_PLUGINS`` -- load only these plugins;
@@ -46,6 +49,7 @@ class PluginHost:
         self.pm.add_hookspecs(hookspecs)
         self.pm.register(routing, name="rhapsody.routing")
         self._backends: dict[str, BackendInfo] = {}
+        self._aliases: dict[str, str] = {}  # alias -> backend name
         self._failed: dict[str, BackendInfo] = {}
         self._entry_points_loaded = False
         self.blocked: set[str] = set()  # entry points skipped by the allow/block lists
@@ -66,6 +70,15 @@ class PluginHost:
                     self.blocked.add(ep.name)
                     continue
                 self._load_entry_point(ep)
+            from ..compat.registry import LEGACY_ENTRY_POINT_GROUP, load_legacy_entry_point
+
+            for ep in entry_points(group=LEGACY_ENTRY_POINT_GROUP):
+                if (allow is not None and ep.name not in allow) or (block and ep.name in block):
+                    self.blocked.add(ep.name)
+                    continue
+                if ep.name in self._backends or ep.name in self._aliases:
+                    continue  # a plugin of the rhapsody group provides it already
+                load_legacy_entry_point(self, ep)
 
     def _load_entry_point(self, ep: EntryPoint) -> None:
         dist = ep.dist.name if ep.dist else None
@@ -91,7 +104,7 @@ class PluginHost:
         with self._lock:
             self.pm.unregister(name=name)
             for key in [k for k, info in self._backends.items() if info.plugin == name]:
-                del self._backends[key]
+                self._forget(key)
             self._failed.pop(name, None)
 
     def _register(self, plugin: Any, name: str, dist: str | None, version: str | None) -> None:
@@ -118,6 +131,36 @@ class PluginHost:
             for spec in specs:
                 self._add_backend(spec, name, dist, version)
 
+    def add_backend(
+        self,
+        spec: BackendSpec,
+        plugin: str,
+        dist: str | None = None,
+        version: str | None = None,
+        *,
+        replace: bool = False,
+    ) -> None:
+        """Add one backend to the registry (``replace=True``: even over another of that name)."""
+        with self._lock:
+            if replace:
+                self._forget(spec.name)
+            self._add_backend(spec, plugin, dist, version)
+
+    def _forget(self, name: str) -> None:
+        info = self._backends.pop(name, None)
+        if info is not None:
+            for alias in info.aliases:
+                self._aliases.pop(alias, None)
+        self._aliases.pop(name, None)
+        self._failed.pop(name, None)
+
+    def mark_failed(
+        self, plugin: str, reason: str, dist: str | None = None, version: str | None = None
+    ) -> None:
+        """Record that ``plugin`` (or the backend of that name) could not be loaded, and why."""
+        with self._lock:
+            self._mark_failed(plugin, dist, version, reason)
+
     def _add_backend(
         self, spec: BackendSpec, plugin: str, dist: str | None, version: str | None
     ) -> None:
@@ -139,7 +182,11 @@ class PluginHost:
             version=version,
             available=True,
             cls=spec.cls,
+            aliases=spec.aliases,
+            ready=spec.ready,
         )
+        for alias in spec.aliases:
+            self._aliases.setdefault(alias, spec.name)
 
     def _mark_failed(self, plugin: str, dist: str | None, version: str | None, reason: str) -> None:
         log.warning("rhapsody plugin %r skipped: %s", plugin, reason)
@@ -163,6 +210,12 @@ class PluginHost:
             **self._backends,
             **{k: v for k, v in self._failed.items() if k not in self._backends},
         }
+
+    def find(self, name: str) -> BackendInfo | None:
+        """The backend called ``name`` (or aliased so), or the failed plugin of that name."""
+        self.load_entry_points()
+        found = self._backends.get(name) or self._backends.get(self._aliases.get(name, ""))
+        return found or self._failed.get(name)
 
     def available(self, kind: str | None = None) -> Iterable[BackendInfo]:
         self.load_entry_points()

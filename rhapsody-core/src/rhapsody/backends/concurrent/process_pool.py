@@ -19,7 +19,7 @@ from typing import Any
 
 import cloudpickle  # type: ignore[import-untyped]
 
-from ...api.errors import BackendError
+from ...api.errors import BackendError, task_label
 from ...api.states import TaskState
 from ...api.task import ComputeTask
 from ..inbox import LoopInbox
@@ -102,7 +102,7 @@ class ProcessPoolDispatcher:
             self._fail(
                 task,
                 BackendError(
-                    f"task {task.uid}: its function or arguments cannot be sent to a worker "
+                    f"{task_label(task.uid)}: its function or arguments cannot be sent to a worker "
                     f"process ({type(exc).__name__}: {exc})"
                 ),
             )
@@ -118,7 +118,9 @@ class ProcessPoolDispatcher:
             pool = self.pool
             future = pool.submit(call_pickled, payload, paths)
         except RuntimeError as exc:  # the pool was shut down under us
-            self._fail(task, BackendError(f"task {task.uid}: the process pool is shut down: {exc}"))
+            self._fail(
+                task, BackendError(f"{task_label(task.uid)}: the process pool is shut down: {exc}")
+            )
             return
         future._rhapsody = (task, pool)  # type: ignore[attr-defined]
         self._futures[task] = future
@@ -169,7 +171,8 @@ class ProcessPoolDispatcher:
             self._fail(
                 task,
                 BackendError(
-                    f"task {task.uid}: the worker process running it died abruptly (killed by a "
+                    f"{task_label(task.uid)}: the worker process running it died "
+                    f"abruptly (killed by a "
                     "signal, os._exit or a crash), twice; the pool was replaced"
                 ),
             )
