@@ -12,19 +12,22 @@ nox.options.error_on_missing_interpreters = True
 
 TEST_DEPS = ["pytest>=8", "pytest-asyncio>=0.23", "hypothesis>=6.100"]
 EXAMPLE_PLUGIN = "./tests/plugins/example-plugin"
+# A backend written for rhapsody-py 0.6 (its entry-point group, its BaseBackend contract).
+LEGACY_PLUGIN = "./tests/plugins/legacy-plugin"
 
 
 @nox.session
 def core(session: nox.Session) -> None:
-    """rhapsody-core's tests, with the example third-party plugin pip-installed."""
-    session.install("./rhapsody-core", EXAMPLE_PLUGIN, *TEST_DEPS)
+    """rhapsody-core's tests, with the example third-party plugins pip-installed (numpy: tasks
+    take NumPy numbers)."""
+    session.install("./rhapsody-core", EXAMPLE_PLUGIN, LEGACY_PLUGIN, "numpy", *TEST_DEPS)
     session.run("pytest", "tests/core", *session.posargs)
 
 
 @nox.session
 def dask(session: nox.Session) -> None:
     """rhapsody-dask's tests, against real LocalClusters and dask scheduler/worker processes."""
-    session.install("./rhapsody-core", "./rhapsody-dask", *TEST_DEPS)
+    session.install("./rhapsody-core", "./rhapsody-dask", "numpy", *TEST_DEPS)
     session.run("pytest", "tests/dask", *session.posargs)
 
 

@@ -55,11 +55,11 @@ def test_refused_at_construction(fields):
 @pytest.mark.parametrize(
     "options, where",
     [
-        ({"env": {"A\0B": "1"}}, "['env']['A\\x00B']"),
-        ({"env": {"A=B": "1"}}, "['env']['A=B']"),
-        ({"env": {"": "1"}}, "['env']['']"),
-        ({"env": {"OK": "va\0lue"}}, "['env']['OK']"),
-        ({"cwd": "/tm\0p"}, "['cwd']"),
+        ({"env": {"A\0B": "1"}}, ".env['A\\x00B']"),
+        ({"env": {"A=B": "1"}}, ".env['A=B']"),
+        ({"env": {"": "1"}}, ".env['']"),
+        ({"env": {"OK": "va\0lue"}}, ".env.OK"),
+        ({"cwd": "/tm\0p"}, ".cwd"),
     ],
 )
 async def test_os_refused_options_fail_the_batch_before_anything_runs(options, where):

@@ -64,7 +64,10 @@ def test_first_party_backend_import_or_install_hint(name, dist, hint):
         distribution(dist)
     except PackageNotFoundError:
         with pytest.raises(ImportError, match=re.escape(hint)):
+            exec(f"from rhapsody.backends import {name}")
+        with pytest.raises(AttributeError, match=re.escape(hint)):  # same hint, hasattr-safe
             getattr(module, name)
+        assert not hasattr(module, name)
     else:  # installed in this environment: it must import
         assert getattr(module, name).__name__ == name
 

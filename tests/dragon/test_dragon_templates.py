@@ -31,13 +31,13 @@ def test_a_template_may_not_set_what_the_task_gives(key):
     ("kwargs", "named"),
     [
         ({"process_template": {"colour": 1}}, "colour"),
-        ({"process_template": {"stdout": -1}}, "stdout"),
+        ({"process_template": {"stdout": 42}}, "stdout"),
         ({"process_template": {"policy": "gpu0"}}, "policy"),
         ({"process_template": {"env": {"A": 1}}}, "env"),
         ({"process_template": "nope"}, "process_template"),
         ({"process_templates": []}, "process_templates"),
-        ({"process_templates": [(0, {})]}, "['process_templates'][0][0]"),
-        ({"process_templates": [(2, {}), (2, {"args": []})]}, "['process_templates'][1][1]"),
+        ({"process_templates": [(0, {})]}, ".process_templates[0][0]"),
+        ({"process_templates": [(2, {}), (2, {"args": []})]}, ".process_templates[1][1]"),
         ({"process_template": {}, "process_templates": [(1, {})]}, "process_templates"),
         ({"nodes": 2}, "nodes"),
     ],
@@ -87,6 +87,49 @@ async def test_single_process_templates_for_executables_and_functions(session):
         "HOSTNAME", exe.stdout.strip()
     )
     assert fn.return_value == 36
+
+
+def test_invalid_stream_values_read_cleanly():
+    from dragon.native.process import ProcessTemplate
+
+    with pytest.raises(TaskValidationError) as info:
+        check_options(options(process_templates=[(2, {"stdout": ProcessTemplate.STDOUT})]))
+    assert str(info.value).endswith(
+        "task_backend_specific_kwargs.process_templates[0][1].stdout: expected None, a file path, "
+        "or ProcessTemplate.PIPE, DEVNULL, got ProcessTemplate.STDOUT"
+    )
+    with pytest.raises(TaskValidationError, match="got 7$"):
+        check_options(options(process_template={"stdin": 7}))
+
+
+async def test_the_guides_pipe_stdout_and_none_values_are_accepted(session):
+    # rhapsody-py's guide documents stdin PIPE/None, stdout PIPE/STDOUT/None, stderr likewise.
+    from dragon.native.process import ProcessTemplate as PT
+
+    piped = {"stdin": PT.PIPE, "stdout": PT.PIPE, "stderr": PT.PIPE}
+    exe_job = ComputeTask(
+        executable="/bin/sh",
+        arguments=["-c", "echo out; echo err >&2"],
+        task_backend_specific_kwargs={"process_templates": [(2, piped), (1, {"stdout": None})]},
+    )
+    merged = ComputeTask(
+        executable="/bin/sh",
+        arguments=["-c", "echo out; echo err >&2"],
+        task_backend_specific_kwargs={
+            "process_template": {"stdout": PT.PIPE, "stderr": PT.STDOUT, "stdin": None}
+        },
+    )
+    fn = ComputeTask(
+        function=payloads.shout,
+        args=("hello",),
+        task_backend_specific_kwargs={"process_templates": [(2, {"stdout": PT.PIPE})]},
+    )
+    await session.submit_tasks([exe_job, merged, fn])
+    await asyncio.gather(exe_job, merged, fn)
+    assert exe_job.return_value == ["out\n"] * 3  # every rank's output, per rank
+    assert exe_job.stdout == "out\n" * 3 and exe_job.stderr == "err\n" * 3
+    assert sorted(merged.stdout.split()) == ["err", "out"] and merged.stderr == ""
+    assert fn.return_value == ["hello", "hello"] and fn.stdout == "shout hello\n" * 2
 
 
 async def test_jobs_return_per_process_results(session):

@@ -378,7 +378,9 @@ class DaskExecutionBackend(ExecutionBackend):
                 self.report(task, _FAILED)
             elif error is not None or code != 0:
                 reason = error or describe_exit(code)
-                task.exception = TaskExecutionError(task.uid, err, code, message=reason)
+                # A process that never started has no stderr of its own: the reason is all.
+                stderr = err if code is not None else None
+                task.exception = TaskExecutionError(task.uid, stderr, code, message=reason)
                 self.report(task, _FAILED)
             else:
                 self.report(task, _DONE)

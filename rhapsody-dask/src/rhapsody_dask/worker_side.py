@@ -17,6 +17,7 @@ import sys
 import threading
 from typing import Any
 
+from rhapsody.backends.exit_status import os_error_text
 from rhapsody.backends.function_calls import call_function
 from rhapsody.backends.local_process import (
     kill,
@@ -277,7 +278,7 @@ def run_executable(
                 table.remove(key)
             result = (code, read_back(out), read_back(err), error)
     except Exception as exc:  # noqa: BLE001 - whatever stops it from starting fails the task
-        text = str(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
+        text = os_error_text(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
         result = (None, "", text, f"could not start {command!r}: {text}")
     return _deliver(topic, key, result)
 

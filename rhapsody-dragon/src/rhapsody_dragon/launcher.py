@@ -25,7 +25,7 @@ from rhapsody.backends.task_output import capture_paths
 from .global_services import start_process
 from .killing import kill_owner
 from .reaper import Reaper
-from .templates import Template
+from .templates import Template, resolve_streams, wants_pipe
 from .worker_side import MARK_BACKEND, MARK_OWNER, process_function
 
 LAUNCH_THREADS = 4
@@ -143,8 +143,9 @@ class ProcessLauncher:
                 out, err = self._output_paths(task, rank)
             if capture is not None:
                 out, err = capture
-            stdout = template.get("stdout", out)
-            stderr = template.get("stderr", err)
+            elif out is None and wants_pipe(template):  # a function's output, asked for
+                out, err = self._output_paths(task, rank)
+            stdin, stdout, stderr = resolve_streams(template, out, err)
             job.files.append((out if stdout == out else None, err if stderr == err else None))
             env = {
                 **(template.get("env") or {}),
@@ -157,7 +158,7 @@ class ProcessLauncher:
                 args,
                 cwd=cwd,
                 env=env,
-                stdin=template.get("stdin"),
+                stdin=stdin,
                 stdout=stdout,
                 stderr=stderr,
                 policy=template.get("policy"),

@@ -36,6 +36,9 @@ def apply_job(task: ComputeTask, outcome: JobOutcome) -> bool:
     if outcome.capture_files is not None:
         task.stdout, task.stderr = outcome.capture_files
     if outcome.is_function:
+        if outcome.capture_files is None and any(outcome.stdout + outcome.stderr):
+            # output its template piped (PIPE): all ranks', in rank order
+            task.stdout, task.stderr = "".join(outcome.stdout), "".join(outcome.stderr)
         return _apply_functions(task, outcome, n, job)
     if outcome.capture_files is None:
         task.stdout, task.stderr = "".join(outcome.stdout), "".join(outcome.stderr)

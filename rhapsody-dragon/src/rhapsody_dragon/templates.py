@@ -84,8 +84,10 @@ def _check_template(task: ComputeTask, key: str, template: Any) -> None:
             check_env(task, where, value)
         elif name in ("stdout", "stderr"):
             _check_stream(task, where, name, value)
-        elif name == "stdin" and value != _dragon_constant("DEVNULL"):
-            option_error(task, where, "None or ProcessTemplate.DEVNULL", value)
+        elif name == "stdin" and value not in _constants("PIPE", "DEVNULL"):
+            option_error(
+                task, where, "None, ProcessTemplate.PIPE or ProcessTemplate.DEVNULL", value
+            )
         elif name == "policy" and not _is_dragon(value, "Policy"):
             option_error(task, where, "a dragon.infrastructure.policy.Policy", value)
         elif name == "options" and not _is_dragon(value, "ProcessOptions"):
@@ -93,23 +95,59 @@ def _check_template(task: ComputeTask, key: str, template: Any) -> None:
 
 
 def _check_stream(task: ComputeTask, where: str, name: str, value: Any) -> None:
-    allowed = {_dragon_constant("DEVNULL")}
-    if name == "stderr":
-        allowed.add(_dragon_constant("STDOUT"))
+    allowed = _constants("PIPE", "DEVNULL", *(("STDOUT",) if name == "stderr" else ()))
     if isinstance(value, str):
         if not value:
             option_error(task, where, "a non-empty file path", value)
-    elif value not in allowed:
-        # PIPE would hand back a connection nobody reads: the backend captures output itself.
+    elif isinstance(value, bool) or value not in allowed:
+        choices = "PIPE, DEVNULL" + (" or STDOUT" if name == "stderr" else "")
         option_error(
-            task, where, "None, a file path, ProcessTemplate.DEVNULL (or STDOUT for stderr)", value
+            task, where, f"None, a file path, or ProcessTemplate.{choices}", _describe(value)
         )
 
 
-def _dragon_constant(name: str) -> Any:
+def _constants(*names: str) -> dict[Any, str]:
     from dragon.native.process import ProcessTemplate
 
-    return getattr(ProcessTemplate, name)
+    return {getattr(ProcessTemplate, name): name for name in names}
+
+
+class _Shown(str):
+    """A value shown as itself in an error message (no quotes around it)."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def _describe(value: Any) -> Any:
+    # Dragon's stream constants are small negative ints: name the one that was given.
+    from dragon.native.process import ProcessTemplate
+
+    for name in ("PIPE", "STDOUT", "DEVNULL"):
+        if type(value) is int and value == getattr(ProcessTemplate, name):
+            return _Shown(f"ProcessTemplate.{name}")
+    return value
+
+
+def resolve_streams(template: Template, out: str | None, err: str | None) -> tuple[Any, Any, Any]:
+    """``(stdin, stdout, stderr)`` for Dragon's Process. ``PIPE`` (and ``None``, the default)
+    mean what the user guide documents: the output is captured into the task's stdout/stderr
+    (the backend's own files ``out``/``err``, read back per rank); stdin ``PIPE`` gives the
+    process an empty input (a task has nothing to send it)."""
+    from dragon.native.process import ProcessTemplate
+
+    pipe, devnull = ProcessTemplate.PIPE, ProcessTemplate.DEVNULL
+    stdin = template.get("stdin")
+    # None is the default, as everywhere in task options: captured like PIPE.
+    stdout = out if template.get("stdout") is None else template["stdout"]
+    stderr = err if template.get("stderr") is None else template["stderr"]
+    if stdin == pipe:
+        stdin = devnull
+    if stdout == pipe:
+        stdout = out
+    if stderr == pipe:
+        stderr = err
+    return stdin, stdout, stderr
 
 
 def _is_dragon(value: Any, class_name: str) -> bool:
@@ -141,3 +179,13 @@ def process_plan(task: ComputeTask) -> list[Template] | None:
             else:
                 template.setdefault(key, value)
     return plan
+
+
+def wants_pipe(template: Template) -> bool:
+    """Whether ``template`` asks for an output stream to be captured (``PIPE``)."""
+    from dragon.native.process import ProcessTemplate
+
+    pipe = ProcessTemplate.PIPE
+    return any(
+        type(v) is int and v == pipe for v in (template.get("stdout"), template.get("stderr"))
+    )

@@ -17,3 +17,11 @@ def describe_exit(code: int | None) -> str:
             return f"was killed by signal {-code}"
         return f"was killed by signal {-code} ({name})"
     return f"exited with code {code}"
+
+
+def os_error_text(exc: OSError) -> str:
+    """``"No such file or directory (errno 2)"``: an OSError without the file name that the
+    message around it already gives."""
+    if exc.strerror:
+        return f"{exc.strerror} (errno {exc.errno})" if exc.errno else exc.strerror
+    return str(exc)

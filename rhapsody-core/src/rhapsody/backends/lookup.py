@@ -20,11 +20,11 @@ FIRST_PARTY: dict[str, tuple[str, str]] = {
 # Their backend names (as get_backend() and `rhapsody backends` know them) -> (class, kind).
 FIRST_PARTY_NAMES: dict[str, tuple[str, str]] = {
     "dask": ("DaskExecutionBackend", "execution"),
-    "dragon": ("DragonExecutionBackendV3", "execution"),
-    "dragon_v3": ("DragonExecutionBackendV3", "execution"),
+    "dragon": ("DragonExecutionBackend", "execution"),
     "vllm": ("VllmInferenceBackend", "inference"),
     "dragon_vllm": ("DragonVllmInferenceBackend", "inference"),
 }
+FIRST_PARTY_ALIASES: dict[str, str] = {"dragon_v3": "dragon"}
 
 _IMPORT_FROM = dis.opmap["IMPORT_FROM"]
 
@@ -73,8 +73,9 @@ def missing_backend_error(name: str) -> Exception:
 
     host = get_plugin_host()
     info = host.find(name)
-    if name in FIRST_PARTY_NAMES and (info is None or not info.available):
-        hint = install_hint(FIRST_PARTY_NAMES[name][0])
+    first_party = FIRST_PARTY_NAMES.get(FIRST_PARTY_ALIASES.get(name, name))
+    if first_party is not None and (info is None or not info.available):
+        hint = install_hint(first_party[0])
         return BackendNotInstalledError(f"backend {name!r}: {hint}", name=name)
     if info is not None and not info.available:
         return BackendNotInstalledError(

@@ -7,11 +7,13 @@ value, before anything runs.
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
-from ..api.errors import TaskValidationError
+from ..api.errors import TaskValidationError, task_label
 from ..api.task import BaseTask, ComputeTask
 from ..api.validators import os_string_problem
 
@@ -19,14 +21,34 @@ PROCESS_OPTIONS = ("cwd", "env", "shell")
 
 
 def option_error(task: BaseTask, key: str, expected: str, got: Any) -> NoReturn:
-    """Raise the :class:`TaskValidationError` for option ``key`` of ``task``."""
-    head, bracket, rest = key.partition("[")  # "env['A=B']" -> ['env']['A=B']
+    """Raise the :class:`TaskValidationError` for option ``key`` of ``task``.
+
+    ``key`` is a path such as ``"process_templates[0][1]['stdout']"``; the error names it as
+    ``task_backend_specific_kwargs.process_templates[0][1].stdout``.
+    """
     raise TaskValidationError(
-        f"task_backend_specific_kwargs[{head!r}]{bracket}{rest}",
+        "task_backend_specific_kwargs" + option_path(key),
         expected,
         got,
-        owner=f"{type(task).__name__} {task.uid}",
+        owner=f"{task_label(task.uid)}: {type(task).__name__}",
     )
+
+
+_STEP = re.compile(r"\[('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|-?\d+)\]")
+
+
+def option_path(key: str) -> str:
+    """``"env['A=B']"`` -> ``".env['A=B']"``; ``"x[0]['stdout']"`` -> ``".x[0].stdout"``."""
+    head, _, rest = key.partition("[")
+    parts = [f".{head}"]
+    for match in _STEP.finditer("[" + rest if rest else ""):
+        step = match.group(1)
+        if step[0] in "'\"":
+            name = ast.literal_eval(step)
+            parts.append(f".{name}" if name.isidentifier() else f"[{step}]")
+        else:
+            parts.append(f"[{step}]")
+    return "".join(parts)
 
 
 def check_process_option(task: ComputeTask, key: str, value: Any) -> bool:

@@ -4,25 +4,33 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from collections.abc import Sequence
 
-from .. import __version__, discover_backends
-from .demo import run_demo
-from .render import table
+from .. import __version__
+
+DESCRIPTION = """\
+RHAPSODY runs executables, Python functions and LLM inference requests on any installed
+backend from one asyncio Session.
+"""
+EPILOG = """\
+examples:
+  rhapsody backends            what is installed, what each backend needs, what is missing
+  rhapsody demo --tasks 100    100 small tasks on the embedded concurrent backend
+"""
 
 
 def _backends(_args: argparse.Namespace) -> int:
-    rows = []
-    for name, info in sorted(discover_backends().items()):
-        dist = f"{info.distribution or '-'} {info.version or ''}".strip()
-        status = "available" if info.available else f"unavailable: {info.reason}"
-        rows.append((name, info.kind or "-", info.class_name or "-", dist, status))
-    print(table(["name", "kind", "class", "distribution", "status"], rows))
+    from .backend_list import render_backends
+
+    print(render_backends())
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
     if args.tasks < 0:
         print(
             f"rhapsody demo: --tasks: expected an integer >= 0, got {args.tasks}", file=sys.stderr
@@ -32,18 +40,38 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rhapsody", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="rhapsody",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"rhapsody {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("backends", help="list discovered backends").set_defaults(run=_backends)
-    demo = sub.add_parser("demo", help="run a small heterogeneous workload locally")
-    demo.add_argument("--tasks", type=int, default=200, help="number of tasks (default 200)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser(
+        "backends", help="list discovered backends, and the first-party ones not installed"
+    ).set_defaults(run=_backends)
+    demo = sub.add_parser(
+        "demo",
+        help="run a small heterogeneous workload locally",
+        description="Run N tasks (functions, async functions, executables; two of them fail on "
+        "purpose when N >= 4) on the embedded concurrent backend, with a progress bar when a "
+        "terminal is watching, and print a summary.",
+    )
+    demo.add_argument("--tasks", type=int, default=200, metavar="N", help="number of tasks (200)")
     demo.set_defaults(run=_demo)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # A plugin that fails to load is a row of `rhapsody backends`; its log warning would only
+    # repeat it on every command.
+    logging.getLogger("rhapsody.plugins").setLevel(logging.ERROR)
+    if getattr(args, "run", None) is None:  # `rhapsody` alone: say what it can do
+        parser.print_help()
+        return 0
     return int(args.run(args))
 
 

@@ -186,7 +186,9 @@ class LegacyBackendAdapter(Backend):
     def _on_legacy_state(self, described: Any, state: Any) -> None:
         loop = self._loop
         if loop is not None and threading.get_ident() != self._loop_thread:
-            loop.call_soon_threadsafe(self._on_legacy_state, described, state)
+            # Results as they are now: the backend's thread may go on writing into the dict.
+            snapshot = dict(described) if isinstance(described, dict) else described
+            loop.call_soon_threadsafe(self._on_legacy_state, snapshot, state)
             return
         try:
             uid = described["uid"]
@@ -223,7 +225,7 @@ class LegacyBackendAdapter(Backend):
 
     async def cancel_tasks(self, tasks: Sequence[BaseTask]) -> None:
         for task in tasks:
-            if task.uid not in self._running:
+            if self._running.pop(task.uid, None) is None:
                 continue
             try:
                 await self.legacy.cancel_task(task.uid)

@@ -12,7 +12,7 @@ from typing import IO
 from ...api.errors import TaskExecutionError
 from ...api.states import TaskState
 from ...api.task import ComputeTask
-from ..exit_status import describe_exit
+from ..exit_status import describe_exit, os_error_text
 from ..local_process import command_line, kill, output_file, read_back, start, wait
 from ..task_output import capture_paths
 from .options import cwd_of, missing_files
@@ -47,7 +47,9 @@ def run_executable(
             _finish(task, push, code, out, err, paths)
     except BaseException as exc:  # noqa: BLE001 - whatever went wrong, the task ends FAILED
         if task.state not in _ENDED:
-            text = f"{type(exc).__name__}: {exc}" if not isinstance(exc, OSError) else str(exc)
+            text = (
+                os_error_text(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
+            )
             task.exception = TaskExecutionError(
                 task.uid, None, None, message=f"could not start {task.executable!r}: {text}"
             )
