@@ -295,7 +295,7 @@ def test_rhapsody_py_none_means_default():
 @given(
     st.floats(min_value=0.001, max_value=1e6),
     st.floats(min_value=0, max_value=2),
-    st.integers(min_value=1, max_value=10**6),
+    st.integers(min_value=1, max_value=30000),  # fits every integer type below
     st.sampled_from([np.float64, np.float32, np.float16]),
     st.sampled_from([np.int64, np.int32, np.uint16]),
 )
@@ -304,8 +304,6 @@ def test_numpy_numbers_are_accepted_as_python_ones(timeout, temperature, count, 
         expected_timeout = float(ftype(timeout))
     if not (expected_timeout > 0 and math.isfinite(expected_timeout)):
         return  # rounded to 0 or inf by the narrower type: rightly refused, not this property
-    if int(itype(count)) < 1:
-        return
     task = AITask(
         prompt="p",
         timeout=ftype(timeout),
