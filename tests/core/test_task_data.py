@@ -326,3 +326,15 @@ def test_bools_and_bad_numbers_are_still_refused(value):
 def test_a_float_where_an_integer_is_meant_is_refused():
     with pytest.raises(TaskValidationError, match="max_tokens"):
         AITask(prompt="p", max_tokens=np.float64(5))
+
+
+async def test_numpy_numbers_configure_backends_too():
+    backend = ConcurrentExecutionBackend(max_processes=np.int64(3))
+    assert backend._max_processes == 3 and type(backend._max_processes) is int
+    with pytest.raises(TaskValidationError.__mro__[1]):  # RhapsodyError
+        ConcurrentExecutionBackend(max_processes=np.bool_(True))
+    async with Session(backends=[await backend]) as session:
+        task = ComputeTask(function=add, args=(np.int64(2), np.float32(0.5)))
+        await session.submit_tasks([task])
+        await session.wait_tasks([task], timeout=np.float64(30))
+    assert task.return_value == 2.5

@@ -101,3 +101,25 @@ async def test_tasks_checkpointed_as_json_or_pickle_run_on_dask(local_cluster):
     # and after they ran, they round-trip with their results
     again = rhapsody.BaseTask.from_dict(json.loads(json.dumps(restored[0].to_dict())))
     assert again.state is TaskState.DONE and again.return_value == 25
+
+
+async def test_numpy_numbers_configure_the_backend_and_its_options(local_cluster):
+    from rhapsody.api import BackendConfigurationError
+    from rhapsody.backends import DaskExecutionBackend
+
+    DaskExecutionBackend(n_workers=np.int64(1), connect_timeout=np.float32(5))  # accepted
+    try:
+        DaskExecutionBackend(n_workers=True)
+    except BackendConfigurationError as exc:
+        assert "n_workers" in str(exc)
+    else:
+        raise AssertionError("n_workers=True was accepted")
+    backend = await DaskExecutionBackend(cluster=local_cluster)
+    async with Session(backends=[backend]) as session:
+        task = ComputeTask(
+            function=compute_square,
+            args=(2,),
+            task_backend_specific_kwargs={"priority": np.int64(3), "retries": np.int32(1)},
+        )
+        await session.submit_tasks([task])
+        assert (await task).return_value == 4

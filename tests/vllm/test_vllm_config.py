@@ -155,3 +155,19 @@ def test_free_ports_are_distinct_blocks() -> None:
     ports = [free_port("127.0.0.1", taken, 16) for _ in range(4)]
     blocks = [set(range(p, p + 16)) for p in ports]
     assert all(not (a & b) for i, a in enumerate(blocks) for b in blocks[i + 1 :])
+
+
+def test_numpy_numbers_are_accepted_where_python_numbers_are():
+    import numpy as np
+
+    config = VllmModelConfig(
+        model="m", tensor_parallel_size=np.int64(2), gpu_memory_utilization=np.float32(0.5)
+    )
+    assert type(config.tensor_parallel_size) is int and config.tensor_parallel_size == 2
+    assert type(config.gpu_memory_utilization) is float
+    backend = VllmInferenceBackend(
+        model="m", replicas=np.int64(2), max_in_flight=np.int32(8), request_timeout=np.float64(3)
+    )
+    assert backend._replica_count == 2 and backend._request_timeout == 3.0
+    with pytest.raises(BackendConfigurationError, match="replicas"):
+        VllmInferenceBackend(model="m", replicas=True)

@@ -31,6 +31,7 @@ from rhapsody.api import (
     TaskTimeoutError,
 )
 from rhapsody.api.errors import task_label
+from rhapsody.api.validators import integer, real
 from rhapsody.backends import ExecutionBackend
 from rhapsody.backends.exit_status import describe_exit
 from rhapsody.backends.inbox import LoopInbox
@@ -96,10 +97,12 @@ class DaskExecutionBackend(ExecutionBackend):
             raise BackendConfigurationError(
                 cls, "address", "a scheduler address string ('tcp://host:8786')", address
             )
-        if type(connect_timeout) not in (int, float) or not 0 < connect_timeout < math.inf:
+        seconds = real(connect_timeout)
+        if seconds is None or not 0 < seconds < math.inf:
             raise BackendConfigurationError(
                 cls, "connect_timeout", "a finite number of seconds > 0", connect_timeout
             )
+        connect_timeout = seconds
         given = [
             n
             for n, v in (("cluster", cluster), ("client", client), ("address", address))
@@ -118,8 +121,10 @@ class DaskExecutionBackend(ExecutionBackend):
                 cls, "resources", "a dict of LocalCluster options", resources
             )
         for field, value in (("n_workers", n_workers), ("threads_per_worker", threads_per_worker)):
-            if value is not None and (type(value) is not int or value < 1):
+            if value is not None and ((integer(value) or 0) < 1):
                 raise BackendConfigurationError(cls, field, "an integer >= 1", value)
+        n_workers = integer(n_workers)
+        threads_per_worker = integer(threads_per_worker)
         if given and (resources or n_workers or threads_per_worker or memory_limit):
             raise BackendConfigurationError(
                 cls,

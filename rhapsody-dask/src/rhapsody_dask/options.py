@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rhapsody.api import ComputeTask
+from rhapsody.api.validators import integer, real
 from rhapsody.backends.task_options import check_process_option, option_error
 
 OPTIONS = ("resources", "workers", "priority", "retries", "cwd", "env", "shell")
@@ -15,7 +16,7 @@ def check_options(task: ComputeTask) -> None:
     for key, value in task.task_backend_specific_kwargs.items():
         if key == "resources":
             if not isinstance(value, Mapping) or not all(
-                type(k) is str and type(v) in (int, float) and v > 0 for k, v in value.items()
+                type(k) is str and (real(v) or 0) > 0 for k, v in value.items()
             ):
                 option_error(task, key, "a dict of resource name to a positive amount", value)
         elif key == "workers":
@@ -25,7 +26,7 @@ def check_options(task: ComputeTask) -> None:
             ):
                 option_error(task, key, "a worker address or a list of them", value)
         elif key in ("priority", "retries"):
-            if type(value) is not int or (key == "retries" and value < 0):
+            if integer(value) is None or (key == "retries" and value < 0):
                 option_error(task, key, "an integer" + (" >= 0" if key == "retries" else ""), value)
         elif not check_process_option(task, key, value):
             option_error(task, key, f"one of {list(OPTIONS)} for the Dask backend", value)
@@ -39,10 +40,10 @@ def placement(task: ComputeTask) -> tuple[Any, ...]:
     resources = options.get("resources")
     workers = options.get("workers")
     return (
-        tuple(sorted(resources.items())) if resources else None,
+        tuple(sorted((k, real(v)) for k, v in resources.items())) if resources else None,
         (workers,) if isinstance(workers, str) else (tuple(workers) if workers else None),
-        options.get("priority", 0),
-        options.get("retries"),
+        integer(options.get("priority", 0)),
+        integer(options.get("retries")),
     )
 
 

@@ -35,6 +35,7 @@ from rhapsody.api import (
     TaskCanceledError,
     TaskState,
 )
+from rhapsody.api.validators import integer
 from rhapsody.backends import ExecutionBackend
 from rhapsody.backends.inbox import LoopInbox
 
@@ -78,11 +79,11 @@ class DragonExecutionBackendV3(ExecutionBackend):
 
     def __init__(self, num_workers: int | None = None, name: str = "dragon") -> None:
         super().__init__(name)
-        if num_workers is not None and (type(num_workers) is not int or num_workers < 1):
+        if num_workers is not None and (integer(num_workers) or 0) < 1:
             raise BackendConfigurationError(
                 type(self).__name__, "num_workers", "an integer >= 1", num_workers
             )
-        self._num_workers = num_workers
+        self._num_workers = integer(num_workers)
         self._token = f"rhapsody-{uuid.uuid4().hex[:12]}"
         self._tasks: dict[str, ComputeTask] = {}
         self._inbox: LoopInbox | None = None

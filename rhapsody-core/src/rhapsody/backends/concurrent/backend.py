@@ -17,6 +17,7 @@ from typing import Any
 from ...api.errors import BackendConfigurationError, BackendError, TaskExecutionError
 from ...api.states import TaskState
 from ...api.task import BaseTask, ComputeTask
+from ...api.validators import integer
 from ..base import ExecutionBackend
 from ..exit_cleanup import stop_at_exit
 from ..inbox import LoopInbox
@@ -68,13 +69,14 @@ class ConcurrentExecutionBackend(ExecutionBackend):
                 "a concurrent.futures.Executor (ThreadPoolExecutor or ProcessPoolExecutor)",
                 executor,
             )
-        if max_processes is not None and (type(max_processes) is not int or max_processes < 1):
+        processes = integer(max_processes)
+        if max_processes is not None and (processes is None or processes < 1):
             raise BackendConfigurationError(
                 "ConcurrentExecutionBackend", "max_processes", "an integer >= 1", max_processes
             )
         self._executor: Executor | None = executor
         self._threads: TaskThreadPool | None = None
-        self._max_processes = max_processes or _default_max_processes()
+        self._max_processes = processes or _default_max_processes()
         self._launcher: TaskThreadPool | None = None
         self._processes: dict[ComputeTask, subprocess.Popen[bytes]] = {}
         self._futures: dict[ComputeTask, Future[Any]] = {}  # on a user's thread executor
