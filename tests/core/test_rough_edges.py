@@ -80,3 +80,7 @@ def test_every_rhapsody_error_pickles(error):
     back = pickle.loads(pickle.dumps(error))
     assert type(back) is type(error) and str(back) == str(error)
     assert vars(back) == vars(error)
+    # by the errors' own __reduce__, whatever copyreg was given (tblib registers some classes)
+    rebuild, arguments = error.__reduce__()[:2]
+    again = rebuild(*arguments)
+    assert type(again) is type(error) and str(again) == str(error) and vars(again) == vars(error)

@@ -240,3 +240,16 @@ async def test_gpu_affinity_sets_cuda_visible_devices(session):
     await asyncio.gather(*tasks)
     for policy, task in zip(policies, tasks, strict=True):
         assert task.return_value[2] == ",".join(map(str, policy.gpu_affinity))
+
+
+def test_rhapsody_py_names_of_the_dragon_backend():
+    import rhapsody
+    from rhapsody.backends import DragonExecutionBackend
+    from rhapsody.backends.execution.dragon import DragonExecutionBackend as by_path
+    from rhapsody_dragon import DragonExecutionBackendV3
+
+    assert DragonExecutionBackend is by_path is DragonExecutionBackendV3
+    assert rhapsody.BackendRegistry.get_backend_class("dragon_v3") is DragonExecutionBackendV3
+    backend = rhapsody.get_backend("dragon_v3", name="old-name")
+    assert isinstance(backend, DragonExecutionBackendV3) and backend.name == "old-name"
+    assert rhapsody.discover_backends()["dragon"].note() is None  # under the launcher: ready

@@ -171,3 +171,11 @@ def test_numpy_numbers_are_accepted_where_python_numbers_are():
     assert backend._replica_count == 2 and backend._request_timeout == 3.0
     with pytest.raises(BackendConfigurationError, match="replicas"):
         VllmInferenceBackend(model="m", replicas=True)
+
+
+def test_rhapsody_py_module_path_of_the_vllm_backends():
+    from rhapsody.backends.ai import DragonVllmInferenceBackend as by_namespace
+    from rhapsody.backends.ai.vllm import DragonVllmInferenceBackend
+    from rhapsody_vllm import DragonVllmInferenceBackend as own
+
+    assert DragonVllmInferenceBackend is by_namespace is own
