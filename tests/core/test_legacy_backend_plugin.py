@@ -62,6 +62,7 @@ async def test_a_legacy_backend_instance_given_to_a_session_is_adapted():
         await session.submit_tasks([task])
         assert (await task).return_value == 21
         assert legacy.attached_to == [session.uid] and legacy._work_dir == session.task_dir
+        assert await adapter.state() == "RUNNING"  # the plugin's own state()
     assert await legacy.state() == "SHUTDOWN"
 
 

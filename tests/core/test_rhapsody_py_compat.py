@@ -129,6 +129,19 @@ async def test_dict_tasks_are_kept_up_to_date_like_rhapsody_py_does():
     assert bad["state"] == "FAILED" and bad["exit_code"] == 4 and bad["exception"] is not None
 
 
+async def test_a_refused_batch_of_dicts_leaves_them_untouched():
+    from rhapsody.backends import ConcurrentExecutionBackend
+
+    async with rhapsody.Session(backends=[await ConcurrentExecutionBackend()]) as session:
+        ok = {"uid": "r.ok", "executable": "/bin/true"}
+        with pytest.raises(rhapsody.TaskValidationError):
+            await session.submit_tasks([ok, {"executable": "/bin/true", "timeout": -1}])
+        assert "state" not in ok and not session.tasks and not session._sources
+        await session.submit_tasks([ok])  # and it can be submitted afterwards
+        await session.wait_tasks([ok])
+    assert ok["state"] == "DONE" and not session._sources
+
+
 async def test_callbacks_several_of_them_survive_add_backend_and_see_every_state():
     from rhapsody.backends import ConcurrentExecutionBackend
 

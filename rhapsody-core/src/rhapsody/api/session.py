@@ -83,6 +83,8 @@ class Session:
         self._on_state: Any = None
         self._on_finished: Any = None
         self._routing: RoutingTable | None = None
+        # Tasks submitted as dicts -> those dicts, kept up to date until the task ends.
+        self._sources: dict[BaseTask, MutableMapping[str, Any]] = {}
         # Backend name -> callbacks registered with backend.register_callback (usually none).
         self._watchers: dict[str, list[Callable[[BaseTask, TaskState], object]]] = {}
         self.shutdown_timeout: float = 60.0
@@ -189,6 +191,9 @@ class Session:
                 raise SessionError(f"session {self.uid} is closed")
         except BaseException:
             self._claimed.difference_update([t.uid for t in batch])
+            if self._sources:
+                for task in batch:
+                    self._sources.pop(task, None)
             raise
         # Accepted: from here on the batch is registered and submitted as a whole, whatever
         # happens to the caller (a canceled caller must not leave half a batch behind).
@@ -263,7 +268,7 @@ class Session:
                 if isinstance(item, MutableMapping):
                     # rhapsody-py's contract: the caller's dict is the task, kept up to date.
                     item.setdefault("uid", task.uid)
-                    task._source = item
+                    self._sources[task] = item
             uid = task.uid
             # Checked and claimed with no await in between: two concurrent submissions of the
             # same uid cannot both pass.
@@ -284,6 +289,7 @@ class Session:
         futures: list[asyncio.Future[Any]] = []
         append = futures.append
         on_submitted = self._on_submitted
+        sources = self._sources
         for backend, group in groups.items():
             name = backend.name
             for i, task in enumerate(group):
@@ -291,8 +297,10 @@ class Session:
                 task._future = fut
                 task.backend = name
                 task.state = _SUBMITTED
-                if task._source is not None:
-                    task._source.update(backend=name, state=_SUBMITTED.value)
+                if sources:
+                    source = sources.get(task)
+                    if source is not None:
+                        source.update(backend=name, state=_SUBMITTED.value)
                 known[task.uid] = task
                 claimed.discard(task.uid)
                 if on_submitted is not None:
@@ -316,8 +324,10 @@ class Session:
             task.state = state
             if task.timeout is not None:
                 self._start_timer(task)
-            if task._source is not None:
-                task._source["state"] = state.value
+            if self._sources:
+                source = self._sources.get(task)
+                if source is not None:
+                    source["state"] = state.value
             if self._on_state is not None:
                 self._call_hook(self._on_state, task=task, old_state=old, new_state=state)
             if self._watchers:
@@ -347,8 +357,10 @@ class Session:
             timer = self._timers.pop(task, None)
             if timer is not None:
                 timer.cancel()
-        if task._source is not None:
-            _write_back(task, task._source)
+        if self._sources:
+            source = self._sources.pop(task, None)
+            if source is not None:
+                _write_back(task, source)
         if self._on_state is not None:
             self._call_hook(self._on_state, task=task, old_state=old, new_state=state)
         if self._on_finished is not None:

@@ -16,7 +16,7 @@ import asyncio
 import copy
 import itertools
 import os
-from collections.abc import Callable, Generator, Iterable, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import attrs
@@ -41,7 +41,7 @@ from .task_fields import (
 )
 
 _RESULT = attrs.setters.NO_OP  # result fields: plain assignment, no validator pipeline
-_PRIVATE = ("_future", "_extra", "_source")
+_PRIVATE = ("_future", "_extra")
 
 _uid_counter = itertools.count(1)  # next() on itertools.count is atomic under the GIL
 
@@ -77,13 +77,9 @@ class BaseTask:
     exit_code: int | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
     exception: BaseException | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
     traceback: str | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
-    # Bookkeeping: the future the session resolves, extra fields (None until there is one), and
-    # the caller's dict when the task was submitted as one (kept up to date, as rhapsody-py does).
+    # Bookkeeping: the future the session resolves, and extra fields (None until there is one).
     _future: asyncio.Future[Any] | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
     _extra: dict[str, Any] | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
-    _source: MutableMapping[str, Any] | None = attrs.field(
-        init=False, default=None, on_setattr=_RESULT
-    )
 
     def __init__(self, *args: Any, **fields: Any) -> None:
         cls = type(self)
@@ -319,7 +315,7 @@ def _clone(
         memo[id(task)] = clone
     for field in attrs.fields(cls):
         name = field.name
-        if name == "_future" or name == "_source":
+        if name == "_future":
             value = None  # a copy is a new, unsubmitted task
         else:
             value = getattr(task, name)

@@ -223,6 +223,10 @@ class LegacyBackendAdapter(Backend):
             value = getattr(state, "value", state)
             return _BY_NAME.get(value) if isinstance(value, str) else None
 
+    def state(self) -> Any:
+        """The legacy backend's own ``state()`` (a string, or a coroutine of one)."""
+        return self.legacy.state()
+
     async def cancel_tasks(self, tasks: Sequence[BaseTask]) -> None:
         for task in tasks:
             if self._running.pop(task.uid, None) is None:
