@@ -1,18 +1,9 @@
 """rhapsody-py's name for :mod:`rhapsody.backends.inference`: the registered inference backends
-by class name."""
+by class name (the same lookup)."""
 
 from __future__ import annotations
 
-from typing import Any
+from ..inference import __dir__ as __dir__
+from ..inference import __getattr__ as __getattr__
 
-from ..lookup import backend_class, backend_class_names
-
-
-def __getattr__(name: str) -> Any:
-    if name.startswith("__"):
-        raise AttributeError(name)
-    return backend_class(name, "inference", __name__)
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *backend_class_names("inference")})
+__all__: list[str] = []  # names come from the registry, on first access
