@@ -29,9 +29,18 @@ def test_backends_names_what_is_missing_and_what_needs_the_launcher():
     out = run("backends", env={**os.environ, "RHAPSODY_BLOCK_PLUGINS": "dask"})
     assert out.returncode == 0, out.stderr
     lines = {line.split()[0]: line for line in out.stdout.splitlines()[2:]}
-    assert "dragon_alias" not in out.stdout and "dragon (also dragon_v3)" in out.stdout
-    assert "needs the Dragon runtime: run your script with `dragon script.py`" in lines["dragon"]
-    assert "RHAPSODY_BLOCK_PLUGINS" in lines["dask"]
+    assert "dragon_alias" not in out.stdout
+    if importlib.util.find_spec("rhapsody_dragon"):  # installed here: says what it needs
+        assert "dragon (also dragon_v3)" in out.stdout
+        assert (
+            "needs the Dragon runtime: run your script with `dragon script.py`" in lines["dragon"]
+        )
+    else:
+        assert "not installed: pip install 'rhapsody-core[dragon]'" in lines["dragon"]
+    if importlib.util.find_spec("rhapsody_dask"):
+        assert "RHAPSODY_BLOCK_PLUGINS" in lines["dask"]
+    else:
+        assert "not installed: pip install 'rhapsody-core[dask]'" in lines["dask"]
     assert out.stderr == ""  # the broken example plugin is a row, not a warning too
 
 
