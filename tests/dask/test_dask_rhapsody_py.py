@@ -123,3 +123,21 @@ async def test_numpy_numbers_configure_the_backend_and_its_options(local_cluster
         )
         await session.submit_tasks([task])
         assert (await task).return_value == 4
+
+
+async def test_where_and_when_tasks_ran_on_dask(local_cluster):
+    import socket
+
+    from rhapsody.backends import DaskExecutionBackend
+
+    backend = await DaskExecutionBackend(cluster=local_cluster)
+    async with Session(backends=[backend]) as session:
+        fn = ComputeTask(function=compute_square, args=(2,))
+        exe = ComputeTask(executable="/bin/sleep", arguments=["0.2"])
+        await session.submit_tasks([fn, exe])
+        await session.wait_tasks([fn, exe], timeout=60)
+    workers = set(local_cluster.scheduler_info["workers"])
+    for task in (fn, exe):
+        assert task.host == socket.gethostname() and task.worker in workers
+        assert task.submitted_at <= task.started_at <= task.ended_at
+    assert exe.run_time >= 0.15

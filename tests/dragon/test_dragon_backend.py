@@ -147,3 +147,22 @@ async def test_bad_num_workers_is_rejected_before_anything_starts():
 
     with pytest.raises(BackendConfigurationError, match="num_workers"):
         DragonExecutionBackendV3(num_workers=0)
+
+
+async def test_where_and_when_tasks_ran(session):
+    import socket
+
+    fn = ComputeTask(function=payloads.square, args=(3,))
+    exe = ComputeTask(executable="/bin/sleep", arguments=["0.2"])
+    job = ComputeTask(
+        executable="/bin/true", task_backend_specific_kwargs={"process_templates": [(2, {})]}
+    )
+    await session.submit_tasks([fn, exe, job])
+    await asyncio.gather(fn, exe, job)
+    here = socket.gethostname()
+    assert fn.host == here and fn.worker.startswith("worker ") and "puid" in fn.worker
+    assert exe.host == here and exe.worker.startswith("puid ")
+    assert job.worker == "2 processes"
+    for task in (fn, exe, job):
+        assert task.submitted_at <= task.started_at <= task.ended_at
+    assert exe.run_time >= 0.15

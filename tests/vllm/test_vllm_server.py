@@ -55,6 +55,9 @@ async def test_user_code_from_the_issue(session: Session, tmp_path) -> None:
 async def test_ai_task_without_backend_goes_to_the_inference_backend(session: Session) -> None:
     (task,) = await run(session, AITask(prompt="Hello world", max_tokens=4))
     assert task.state is TaskState.DONE and task.backend == "vllm_test"
+    # where and when: the replica that answered, and the times of the request
+    assert task.host == "127.0.0.1" and task.worker.startswith("replica http://127.0.0.1:")
+    assert task.submitted_at <= task.started_at <= task.ended_at and task.run_time > 0
 
 
 async def test_max_tokens_and_usage(session: Session) -> None:

@@ -363,7 +363,8 @@ class DaskExecutionBackend(ExecutionBackend):
             )
             self.report(task, _FAILED)
         elif task.function is not None:
-            ok, value, text, out, err = result
+            ok, value, text, out, err, ran = result
+            task.host, task.worker, task.started_at, task.ended_at = ran
             self._store_output(task, out, err)
             if ok:
                 task.return_value = value
@@ -372,7 +373,8 @@ class DaskExecutionBackend(ExecutionBackend):
                 task.exception, task.traceback = value, text
                 self.report(task, _FAILED)
         else:
-            code, out, err, error = result
+            code, out, err, error, ran = result
+            task.host, task.worker, task.started_at, task.ended_at = ran
             task.exit_code = code
             self._store_output(task, out, err)
             if task.stdout is not None and not task.capture_stdio:

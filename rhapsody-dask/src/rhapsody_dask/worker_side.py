@@ -17,6 +17,8 @@ import sys
 import threading
 from typing import Any
 
+from rhapsody.api.clock import now
+from rhapsody.backends import where
 from rhapsody.backends.exit_status import os_error_text
 from rhapsody.backends.function_calls import call_function
 from rhapsody.backends.local_process import (
@@ -124,6 +126,19 @@ def _finished(topic: str | None, key: str) -> None:
             pass
 
 
+def _where(started: float) -> tuple[str, str, float, float]:
+    """``(host, worker address, started, ended)``: where and when the caller ran, on the Dask
+    worker (the client hears of a start only for tasks with a timeout)."""
+    ended = now()
+    try:
+        from distributed import get_worker
+
+        address = str(get_worker().address)
+    except Exception:  # noqa: BLE001 - not on a worker (a test calling it directly)
+        address = where.process()
+    return where.HOST, address, started, ended
+
+
 def _deliver(topic: str | None, key: str, result: Any) -> Any:
     """Push a small result to the client with the completion event; return None then.
 
@@ -154,8 +169,9 @@ def _deliver(topic: str | None, key: str, result: Any) -> Any:
 def run_function(
     function: Any, args: Any, kwargs: Any, capture: bool, timed: bool, topic: str | None, key: str
 ) -> Any:
-    """``(ok, result or exception, traceback text, stdout, stderr)``, or None when the result
-    went to the client with the completion event."""
+    """``(ok, result or exception, traceback text, stdout, stderr, where)`` (see
+    :func:`_where`), or None when the result went to the client with the completion event."""
+    started = now()
     _announce(topic, key, timed)
     out = err = None
     if capture:
@@ -171,7 +187,7 @@ def run_function(
         if capture:
             out, err = out_stream.local.buffer.getvalue(), err_stream.local.buffer.getvalue()
             out_stream.local.buffer = err_stream.local.buffer = None
-    return _deliver(topic, key, (ok, value, text, out, err))
+    return _deliver(topic, key, (ok, value, text, out, err, _where(started)))
 
 
 class _Processes:
@@ -254,14 +270,15 @@ def run_executable(
     topic: str | None,
     key: str,
 ) -> Any:
-    """``(exit code, stdout, stderr, error)`` (None when delivered by event); error says why it
-    could not start or was killed."""
+    """``(exit code, stdout, stderr, error, where)`` (None when delivered by event);
+    error says why it could not start or was killed."""
+    started = now()
     _announce(topic, key, timeout is not None)
     token = (topic or "").rpartition("-")[2]
     if not shell:
         command = command.split("\0")  # see backend._command
     table = _processes()
-    result: tuple[int | None, str, str, str | None]
+    result: tuple[int | None, str, str, str | None, tuple[str, str, float, float]]
     try:
         with output_file() as out, output_file() as err:
             process = start(command, shell=shell, cwd=cwd, env=env, stdout=out, stderr=err)
@@ -276,10 +293,10 @@ def run_executable(
                     error = TIMED_OUT
             finally:
                 table.remove(key)
-            result = (code, read_back(out), read_back(err), error)
+            result = (code, read_back(out), read_back(err), error, _where(started))
     except Exception as exc:  # noqa: BLE001 - whatever stops it from starting fails the task
         text = os_error_text(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
-        result = (None, "", text, f"could not start {command!r}: {text}")
+        result = (None, "", text, f"could not start {command!r}: {text}", _where(started))
     return _deliver(topic, key, result)
 
 

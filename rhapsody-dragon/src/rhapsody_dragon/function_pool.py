@@ -28,6 +28,7 @@ from rhapsody.backends.exit_status import describe_exit
 from .global_services import destroy_queue, new_queue, start_process
 from .killing import kill_owner
 from .reaper import Reaper
+from .runtime import hostname_of
 from .worker_side import MARK_BACKEND, MARK_OWNER, marked_pids, pool_worker
 
 log = logging.getLogger(__name__)
@@ -267,7 +268,9 @@ class FunctionPool:
             if running is not None:
                 worker.running = running
                 started = next((t for t in worker.inflight if t.uid == running), None)
+        host, label = hostname_of(worker.node), f"worker {worker.wid} (puid {worker.puid})"
         for task, (_, ok, blob, text, out, err) in done:
+            task.host, task.worker = host, label
             ok, value = _unpickle(blob, ok)
             self._deliver(task, (ok, value, text, out, err))
         if started is not None:

@@ -25,6 +25,7 @@ from rhapsody.backends.task_output import capture_paths
 from .global_services import start_process
 from .killing import kill_owner
 from .reaper import Reaper
+from .runtime import hostname_of
 from .templates import Template, resolve_streams, wants_pipe
 from .worker_side import MARK_BACKEND, MARK_OWNER, process_function
 
@@ -223,6 +224,10 @@ class ProcessLauncher:
             self._jobs.pop(job.task.uid, None)
         job.ended = True
         task = job.task
+        task.host = ",".join(sorted({hostname_of(node) for node in job.nodes})) or None
+        task.worker = (
+            f"puid {job.puids[0]}" if len(job.puids) == 1 else f"{len(job.puids)} processes"
+        )
         outs, errs = [], []
         if not task.capture_stdio:
             for out, err in job.files:

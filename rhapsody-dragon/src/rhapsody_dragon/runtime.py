@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -42,6 +43,17 @@ def node_hostnames() -> list[str]:
     from dragon.native.machine import Node, System
 
     return [Node(h).hostname for h in System().nodes]
+
+
+@functools.cache
+def hostname_of(huid: Any) -> str:
+    """The hostname of Dragon node ``huid`` (asked once per node)."""
+    try:
+        from dragon.native.machine import Node
+
+        return str(Node(huid).hostname)
+    except Exception:  # noqa: BLE001 - only a label: say which node id it was
+        return f"node {huid}"
 
 
 def this_node_huid() -> Any:

@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -327,6 +328,8 @@ class VllmInferenceBackend(InferenceBackend):
         http = self._http
         if http is None:
             raise BackendError(f"backend {self.name!r} is not running")
+        # where it runs: the replica (or endpoint) answering it, the last one asked on a retry
+        task.host, task.worker = urlsplit(api_url).hostname, f"replica {api_url}"
         usage: dict[str, int] = {}
         if task.system_prompt is None:
             data = await post_json(

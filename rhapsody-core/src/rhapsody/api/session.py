@@ -7,8 +7,11 @@ import logging
 import os
 import uuid
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
+from time import monotonic as _monotonic
 from typing import TYPE_CHECKING, Any
 
+from .clock import WALL_OFFSET as _WALL_OFFSET
+from .clock import now
 from .errors import (
     BackendError,
     SessionError,
@@ -290,6 +293,7 @@ class Session:
         append = futures.append
         on_submitted = self._on_submitted
         sources = self._sources
+        submitted_at = now()  # one stamp per step of a batch: they are submitted together
         for backend, group in groups.items():
             name = backend.name
             for i, task in enumerate(group):
@@ -297,6 +301,7 @@ class Session:
                 task._future = fut
                 task.backend = name
                 task.state = _SUBMITTED
+                task.submitted_at = submitted_at
                 if sources:
                     source = sources.get(task)
                     if source is not None:
@@ -307,6 +312,7 @@ class Session:
                     on_submitted(task=task, backend=backend, session=self)
                 if i % CHUNK == CHUNK - 1:
                     await asyncio.sleep(0)
+                    submitted_at = now()
             self._pending += len(group)
         for task in batch:  # futures in the caller's order
             append(task._future)  # type: ignore[arg-type]
@@ -322,6 +328,8 @@ class Session:
             if old is _RUNNING:
                 return False
             task.state = state
+            if task.started_at is None:
+                task.started_at = _monotonic() + _WALL_OFFSET
             if task.timeout is not None:
                 self._start_timer(task)
             if self._sources:
@@ -336,6 +344,8 @@ class Session:
         if state is not _DONE and state is not _FAILED and state is not _CANCELED:
             return False  # NEW/SUBMITTED come from the session only
         task.state = state
+        if task.ended_at is None:
+            task.ended_at = _monotonic() + _WALL_OFFSET
         fut = task._future
         if state is _DONE:
             if fut is not None and not fut.done():
@@ -536,7 +546,18 @@ class Session:
         return f"Session(uid={self.uid!r}, backends={list(self.backends)}, tasks={len(self.tasks)})"
 
 
-_RESULTS_WRITTEN_BACK = ("return_value", "stdout", "stderr", "exit_code", "exception")
+_RESULTS_WRITTEN_BACK = (
+    "return_value",
+    "stdout",
+    "stderr",
+    "exit_code",
+    "exception",
+    "submitted_at",
+    "started_at",
+    "ended_at",
+    "host",
+    "worker",
+)
 
 
 def _write_back(task: BaseTask, target: MutableMapping[str, Any]) -> None:

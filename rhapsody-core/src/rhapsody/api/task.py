@@ -77,6 +77,15 @@ class BaseTask:
     exit_code: int | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
     exception: BaseException | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
     traceback: str | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
+    # When and where it ran: seconds since the epoch (rhapsody.api.clock: differences are exact
+    # durations), stamped by the session when the backend did not stamp them more precisely;
+    # the host and worker (thread, process, Dask worker, Dragon node/pid, vLLM replica) when the
+    # backend knows them.
+    submitted_at: float | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
+    started_at: float | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
+    ended_at: float | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
+    host: str | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
+    worker: str | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
     # Bookkeeping: the future the session resolves, and extra fields (None until there is one).
     _future: asyncio.Future[Any] | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
     _extra: dict[str, Any] | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
@@ -130,6 +139,20 @@ class BaseTask:
     def done(self) -> bool:
         """True once the task reached DONE, FAILED or CANCELED."""
         return self.state in (TaskState.DONE, TaskState.FAILED, TaskState.CANCELED)
+
+    @property
+    def queue_time(self) -> float | None:
+        """Seconds from submission to RUNNING (None until it ran)."""
+        if self.started_at is None or self.submitted_at is None:
+            return None
+        return max(0.0, self.started_at - self.submitted_at)
+
+    @property
+    def run_time(self) -> float | None:
+        """Seconds from RUNNING to its end (None unless it ran and ended)."""
+        if self.ended_at is None or self.started_at is None:
+            return None
+        return max(0.0, self.ended_at - self.started_at)
 
     @property
     def extra(self) -> Mapping[str, Any]:

@@ -72,6 +72,7 @@ _NAMES: dict[type, FieldNames] = {}
 # (``response`` on a compute task too), with None until the task ran.
 ALL_RESULTS = frozenset(
     {"state", "return_value", "stdout", "stderr", "exit_code", "exception", "traceback"}
+    | {"submitted_at", "started_at", "ended_at", "host", "worker"}
     | {"response", "usage"}
 )
 # Keys a rhapsody-py session or backend stamps on a task dict; they describe nothing.

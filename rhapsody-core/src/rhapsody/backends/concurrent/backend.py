@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from typing import Any
 
+from ...api.clock import now
 from ...api.errors import BackendConfigurationError, BackendError, TaskExecutionError
 from ...api.states import TaskState
 from ...api.task import BaseTask, ComputeTask
@@ -23,6 +24,7 @@ from ..exit_cleanup import stop_at_exit
 from ..inbox import LoopInbox
 from ..local_process import kill
 from ..task_output import capture_paths
+from ..where import HOST, this_thread
 from .executables import run_executable
 from .functions import call_captured, format_traceback
 from .options import check_options as check_concurrent_options
@@ -154,6 +156,7 @@ class ConcurrentExecutionBackend(ExecutionBackend):
         push = self._inbox.push  # type: ignore[union-attr]
         if task.state in _ENDED:
             return
+        task.host, task.worker, task.started_at = HOST, this_thread(), now()
         push(task, _RUNNING)
         try:
             if task.input_files:
@@ -176,6 +179,7 @@ class ConcurrentExecutionBackend(ExecutionBackend):
                         task.uid, None, None, message=f"did not produce its output files {missing}"
                     )
         except BaseException as exc:  # noqa: BLE001 - the task's failure, reported as such
+            task.ended_at = now()
             if self._futures:
                 self._futures.pop(task, None)
             if task.state not in _ENDED:
@@ -183,6 +187,7 @@ class ConcurrentExecutionBackend(ExecutionBackend):
                 task.traceback = format_traceback(exc)
                 push(task, _FAILED)
             return
+        task.ended_at = now()
         if self._futures:
             self._futures.pop(task, None)
         if task.state not in _ENDED:

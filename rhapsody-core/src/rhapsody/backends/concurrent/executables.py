@@ -9,12 +9,15 @@ import subprocess
 from collections.abc import Callable
 from typing import IO
 
+from ...api.clock import now
 from ...api.errors import TaskExecutionError
 from ...api.states import TaskState
 from ...api.task import ComputeTask
+from .. import where
 from ..exit_status import describe_exit, os_error_text
 from ..local_process import command_line, kill, output_file, read_back, start, wait
 from ..task_output import capture_paths
+from ..where import HOST
 from .options import cwd_of, missing_files
 
 _RUNNING, _DONE, _FAILED = TaskState.RUNNING, TaskState.DONE, TaskState.FAILED
@@ -35,12 +38,14 @@ def run_executable(
         with contextlib.ExitStack() as files:
             process, out, err, paths = _start(task, task_dir, files)
             processes[task] = process
+            task.host, task.worker, task.started_at = HOST, where.process(process.pid), now()
             push(task, _RUNNING)
             if task.state in _ENDED or closing():  # canceled while it was starting
                 kill(process)
             try:
                 code = wait(process)
             finally:
+                task.ended_at = now()
                 processes.pop(task, None)
             if task.state in _ENDED or closing():  # canceled, timed out or shut down
                 return

@@ -7,6 +7,7 @@ the shared implementations of :mod:`rhapsody.backends.function_calls` and
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -31,15 +32,18 @@ def call_captured(
         return call_function(function, args, kwargs)
 
 
-def call_pickled(payload: bytes, capture: tuple[str, str] | None) -> tuple[bool, Any, str | None]:
-    """Process-pool entry point: ``(True, result, None)`` or ``(False, exception, traceback)``.
+def call_pickled(
+    payload: bytes, capture: tuple[str, str] | None
+) -> tuple[bool, Any, str | None, int]:
+    """Process-pool entry point: ``(True, result, None, pid)`` or ``(False, exception,
+    traceback, pid)``, ``pid`` being the worker process's.
 
     The exception travels back with its traceback (or as a RemoteTaskError if it does not
     pickle); a result that does not pickle fails the task with the pool's pickling error.
     """
     function, args, kwargs = cloudpickle.loads(payload)
     try:
-        return True, call_captured(function, args, kwargs, capture), None
+        return True, call_captured(function, args, kwargs, capture), None, os.getpid()
     except BaseException as exc:  # noqa: BLE001 - every failure is the task's result
         portable, text = portable_exception(exc)
-        return False, portable, text
+        return False, portable, text, os.getpid()

@@ -22,6 +22,7 @@ import cloudpickle  # type: ignore[import-untyped]
 from ...api.errors import BackendError, task_label
 from ...api.states import TaskState
 from ...api.task import ComputeTask
+from .. import where
 from ..inbox import LoopInbox
 from ..process_tree import kill_tree
 from .functions import call_pickled
@@ -145,7 +146,8 @@ class ProcessPoolDispatcher:
             elif error is not None:
                 self._fail(task, error)
             else:
-                ok, value, text = future.result()
+                ok, value, text, pid = future.result()
+                task.host, task.worker = where.HOST, where.process(pid)
                 if ok:
                     task.return_value = value
                     self._deliver(task, _DONE)
