@@ -9,16 +9,15 @@ import threading
 HOST: str = socket.gethostname()
 
 
-_thread_labels: dict[int, str] = {}
+_this_thread = threading.local()  # dies with its thread: a reused thread id gets a new label
 
 
 def this_thread() -> str:
-    """``"thread rhapsody-concurrent_3"``: the pool thread running the caller (cached per
-    thread: it is read once per task)."""
-    ident = threading.get_ident()
-    label = _thread_labels.get(ident)
+    """``"thread rhapsody-concurrent_3"``: the pool thread running the caller (kept per thread:
+    it is read once per task)."""
+    label: str | None = getattr(_this_thread, "label", None)
     if label is None:
-        label = _thread_labels[ident] = f"thread {threading.current_thread().name}"
+        label = _this_thread.label = f"thread {threading.current_thread().name}"
     return label
 
 
