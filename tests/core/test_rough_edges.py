@@ -84,3 +84,21 @@ def test_every_rhapsody_error_pickles(error):
     rebuild, arguments = error.__reduce__()[:2]
     again = rebuild(*arguments)
     assert type(again) is type(error) and str(again) == str(error) and vars(again) == vars(error)
+
+
+def test_importing_a_backends_submodule_loads_no_plugin():
+    # `from rhapsody.backends import where` probes the package's attributes first: that probe
+    # must not load the plugins (a plugin importing it would import itself half-way).
+    import subprocess
+    import sys
+
+    code = (
+        "import rhapsody.plugins.manager as m\n"
+        "from rhapsody.backends import where, lookup\n"
+        "from rhapsody.backends.execution import concurrent\n"
+        "from rhapsody.backends.inference import __name__ as n\n"
+        "assert m._host is None, 'plugins were loaded'\n"
+        "print(where.HOST)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr

@@ -77,7 +77,9 @@ async def test_dict_tasks_are_converted_and_uid_written_back():
         task = await fut
         assert d["uid"] == task.uid and task.stdout == "x\n"
         (waited,) = await session.wait_tasks([d])
-        assert waited is task
+        assert waited is d and d["state"] == "DONE"  # the dict as given, as rhapsody-py did
+        (by_uid,) = await session.wait_tasks([task.uid])
+        assert by_uid is task
 
 
 async def test_duplicate_uids_rejected():

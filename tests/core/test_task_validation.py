@@ -131,7 +131,7 @@ timeouts = st.one_of(st.none(), st.integers(-5, 5), st.floats(allow_nan=True), s
 @given(timeout=timeouts)
 def test_timeout_property(timeout):
     valid = timeout is None or (
-        type(timeout) in (int, float) and not math.isnan(timeout) and timeout > 0
+        type(timeout) in (int, float) and math.isfinite(timeout) and timeout > 0
     )
     if valid:
         assert ComputeTask(function=f, timeout=timeout).timeout == timeout

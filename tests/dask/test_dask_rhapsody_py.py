@@ -141,3 +141,18 @@ async def test_where_and_when_tasks_ran_on_dask(local_cluster):
         assert task.host == socket.gethostname() and task.worker in workers
         assert task.submitted_at <= task.started_at <= task.ended_at
     assert exe.run_time >= 0.15
+
+
+def test_the_worker_side_module_imported_first_breaks_no_plugin():
+    # A Dask worker process imports rhapsody_dask.worker_side before anything else.
+    import subprocess
+    import sys
+
+    code = (
+        "import rhapsody_dask.worker_side\n"
+        "import rhapsody\n"
+        "assert rhapsody.discover_backends()['dask'], rhapsody.discover_backends()['dask']\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr

@@ -455,12 +455,18 @@ class Session:
 
     async def wait_tasks(
         self, tasks: Iterable[BaseTask | Mapping[str, Any] | str], timeout: float | None = None
-    ) -> list[BaseTask]:
+    ) -> list[Any]:
         """Wait until every task ended; never raises for a failed task.
 
         Raises :class:`asyncio.TimeoutError` when ``timeout`` seconds pass first (the tasks keep
-        running). Returns the tasks, in order.
+        running). Returns, in order, each task as it was given: the task object, or the dict it
+        was submitted as (updated with its state and results, as rhapsody-py returned it); the
+        task object for a uid.
         """
+        if isinstance(tasks, Iterable) and not isinstance(
+            tasks, (list, tuple, BaseTask, Mapping, str, bytes)
+        ):
+            tasks = list(tasks)  # walked twice below
         found = self._lookup(tasks)
         pending = [t._future for t in found if not t.done]
         if pending:
@@ -469,7 +475,10 @@ class Session:
                 raise TimeoutError(
                     f"{len(still)} of {len(found)} tasks had not finished after {timeout}s"
                 )
-        return found
+        return [
+            item if isinstance(item, MutableMapping) else task
+            for item, task in zip(tasks, found, strict=True)
+        ]
 
     async def cancel_tasks(self, tasks: Iterable[BaseTask | Mapping[str, Any] | str]) -> int:
         """Cancel tasks that have not ended; returns how many were canceled."""

@@ -462,7 +462,8 @@ class AITask(BaseTask):  # type: ignore[override]  # its __attrs_init__ requires
 
     def _describe(self) -> str:
         text = self.prompt if isinstance(self.prompt, str) else f"[{len(self.prompt)} prompts]"
-        return f", prompt={text[:40]!r}"
+        model = f", model={self.model!r}" if self.model else ""
+        return f", prompt={text[:40]!r}{model}"
 
 
 _TASK_CLASSES: dict[str, type[BaseTask]] = {"compute": ComputeTask, "ai": AITask}

@@ -17,6 +17,7 @@ from .lookup import (
     BackendNotInstalledError,
     backend_class,
     backend_class_names,
+    is_submodule,
 )
 
 # rhapsody-py's names, imported on first use.
@@ -46,6 +47,8 @@ def __getattr__(name: str) -> Any:
     module = _COMPAT.get(name)
     if module is not None:
         return getattr(importlib.import_module(module, __name__), name)
+    if is_submodule(__name__, name):  # `from rhapsody.backends import where`: not a backend
+        raise AttributeError(name)
     return backend_class(name, None, __name__)
 
 

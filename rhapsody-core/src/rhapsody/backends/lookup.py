@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dis
+import importlib.util
 import sys
 from types import FrameType
 from typing import Any
@@ -95,6 +96,16 @@ def _in_import_statement(frame: FrameType | None) -> bool:
         return False
     code, at = frame.f_code.co_code, frame.f_lasti
     return 0 <= at < len(code) and code[at] == _IMPORT_FROM
+
+
+def is_submodule(package: str, name: str) -> bool:
+    """Whether ``package.name`` is a module: ``from package import name`` probes the package's
+    attribute first, and that probe must not load every plugin (a plugin being imported may be
+    the one asking)."""
+    try:
+        return importlib.util.find_spec(f"{package}.{name}") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def backend_class(
