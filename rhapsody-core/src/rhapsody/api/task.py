@@ -40,7 +40,12 @@ from .task_fields import (
     merge_positional,
 )
 
-_RESULT = attrs.setters.NO_OP  # result fields: plain assignment, no validator pipeline
+# attrs' own assignment hooks are off: BaseTask.__setattr__ validates the described fields and
+# lets results (written several times per task by backends) through at the cost of one lookup.
+# (Every field says so itself: that also makes attrs' __init__ fill them with
+# object.__setattr__, after its own validation, not through BaseTask.__setattr__.)
+_NO_HOOKS = attrs.setters.NO_OP
+_object_setattr = object.__setattr__
 _PRIVATE = ("_future", "_extra")
 
 _uid_counter = itertools.count(1)  # next() on itertools.count is atomic under the GIL
@@ -51,7 +56,7 @@ def next_uid() -> str:
     return f"task.{next(_uid_counter):06d}"
 
 
-@attrs.define(kw_only=True, eq=False, repr=False, init=False)
+@attrs.define(kw_only=True, eq=False, repr=False, init=False, on_setattr=_NO_HOOKS)
 class BaseTask:
     """Fields and results common to every task."""
 
@@ -59,36 +64,38 @@ class BaseTask:
     # Constructor arguments accepted by position, in rhapsody-py's order.
     positional_fields: ClassVar[tuple[str, ...]] = ("uid", "backend")
 
-    uid: str = attrs.field(factory=next_uid, validator=v.uid)
-    backend: str | None = attrs.field(default=None, validator=v.optional_str)
+    uid: str = attrs.field(factory=next_uid, validator=v.uid, on_setattr=_NO_HOOKS)
+    backend: str | None = attrs.field(default=None, validator=v.optional_str, on_setattr=_NO_HOOKS)
     timeout: float | None = attrs.field(
-        default=None, converter=v.to_real, validator=v.optional_timeout
+        default=None, converter=v.to_real, validator=v.optional_timeout, on_setattr=_NO_HOOKS
     )
     task_backend_specific_kwargs: Mapping[str, Any] = attrs.field(
-        default=EMPTY_MAPPING, validator=v.str_keyed_mapping
+        default=EMPTY_MAPPING, validator=v.str_keyed_mapping, on_setattr=_NO_HOOKS
     )
 
     # Results, written by the backend that runs the task. Not validated on assignment: they are
     # set several times per task on the hot path, only by backends and the session.
-    state: TaskState = attrs.field(init=False, default=TaskState.NEW, on_setattr=_RESULT)
-    return_value: Any = attrs.field(init=False, default=None, on_setattr=_RESULT)
-    stdout: str | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
-    stderr: str | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
-    exit_code: int | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
-    exception: BaseException | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
-    traceback: str | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
+    state: TaskState = attrs.field(init=False, default=TaskState.NEW, on_setattr=_NO_HOOKS)
+    return_value: Any = attrs.field(init=False, default=None, on_setattr=_NO_HOOKS)
+    stdout: str | None = attrs.field(init=False, default=None, on_setattr=_NO_HOOKS)
+    stderr: str | None = attrs.field(init=False, default=None, on_setattr=_NO_HOOKS)
+    exit_code: int | None = attrs.field(init=False, default=None, on_setattr=_NO_HOOKS)
+    exception: BaseException | None = attrs.field(init=False, default=None, on_setattr=_NO_HOOKS)
+    traceback: str | None = attrs.field(init=False, default=None, on_setattr=_NO_HOOKS)
     # When and where it ran: seconds since the epoch (rhapsody.api.clock: differences are exact
     # durations), stamped by the session when the backend did not stamp them more precisely;
     # the host and worker (thread, process, Dask worker, Dragon node/pid, vLLM replica) when the
     # backend knows them.
-    submitted_at: float | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
-    started_at: float | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
-    ended_at: float | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
-    host: str | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
-    worker: str | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
+    submitted_at: float | None = attrs.field(init=False, default=None, on_setattr=_NO_HOOKS)
+    started_at: float | None = attrs.field(init=False, default=None, on_setattr=_NO_HOOKS)
+    ended_at: float | None = attrs.field(init=False, default=None, on_setattr=_NO_HOOKS)
+    host: str | None = attrs.field(init=False, default=None, on_setattr=_NO_HOOKS)
+    worker: str | None = attrs.field(init=False, default=None, on_setattr=_NO_HOOKS)
     # Bookkeeping: the future the session resolves, and extra fields (None until there is one).
-    _future: asyncio.Future[Any] | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
-    _extra: dict[str, Any] | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
+    _future: asyncio.Future[Any] | None = attrs.field(
+        init=False, default=None, on_setattr=_NO_HOOKS
+    )
+    _extra: dict[str, Any] | None = attrs.field(init=False, default=None, on_setattr=_NO_HOOKS)
 
     def __init__(self, *args: Any, **fields: Any) -> None:
         cls = type(self)
@@ -120,6 +127,15 @@ class BaseTask:
         self.__attrs_init__(**own)
         if extra:
             self._extra = extra
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        checks = _SETTERS.get(type(self))
+        if checks is None:
+            checks = _setters(type(self))
+        check = checks.get(name)
+        if check is not None:  # a described field: converted and validated like at construction
+            value = check(self, value)
+        _object_setattr(self, name, value)
 
     def __await__(self) -> Generator[Any, None, Any]:
         future = self._future
@@ -306,6 +322,29 @@ class BaseTask:
         return f"{head}{self._describe()}{backend})"
 
 
+_SETTERS: dict[type, dict[str, Callable[[Any, Any], Any]]] = {}
+
+
+def _setters(cls: type) -> dict[str, Callable[[Any, Any], Any]]:
+    """Per described (init) field of ``cls``: convert and validate an assigned value."""
+
+    def make(field: Any) -> Callable[[Any, Any], Any]:
+        convert, validate = field.converter, field.validator
+
+        def check(inst: Any, value: Any) -> Any:
+            if convert is not None:
+                value = convert(value)
+            if validate is not None:
+                validate(inst, field, value)
+            return value
+
+        return check
+
+    checks = {f.name: make(f) for f in attrs.fields(cls) if f.init}
+    _SETTERS[cls] = checks
+    return checks
+
+
 _DEFAULTS: dict[str, Any] = {
     "state": TaskState.NEW,
     **{name: None for name in ALL_RESULTS if name != "state"},
@@ -350,7 +389,7 @@ def _clone(
     return clone
 
 
-@attrs.define(kw_only=True, eq=False, repr=False, init=False)
+@attrs.define(kw_only=True, eq=False, repr=False, init=False, on_setattr=_NO_HOOKS)
 class ComputeTask(BaseTask):
     """An executable (``executable=``, ``arguments=``) or a Python function (``function=``,
     ``args=``, ``kwargs=``, sync or ``async def``) to run on an execution backend."""
@@ -368,14 +407,26 @@ class ComputeTask(BaseTask):
         "capture_stdio",
     )
 
-    executable: str | os.PathLike[str] | None = attrs.field(default=None, validator=v.optional_path)
-    arguments: Sequence[str] = attrs.field(default=(), validator=v.str_sequence)
-    function: Callable[..., Any] | None = attrs.field(default=None, validator=v.optional_callable)
-    args: Sequence[Any] = attrs.field(default=(), validator=v.positional_args)
-    kwargs: Mapping[str, Any] = attrs.field(default=EMPTY_MAPPING, validator=v.str_keyed_mapping)
-    capture_stdio: bool = attrs.field(default=False, validator=v.boolean)
-    input_files: Sequence[str] = attrs.field(default=(), validator=v.str_sequence)
-    output_files: Sequence[str] = attrs.field(default=(), validator=v.str_sequence)
+    executable: str | os.PathLike[str] | None = attrs.field(
+        default=None, validator=v.optional_path, on_setattr=_NO_HOOKS
+    )
+    arguments: Sequence[str] = attrs.field(
+        default=(), validator=v.str_sequence, on_setattr=_NO_HOOKS
+    )
+    function: Callable[..., Any] | None = attrs.field(
+        default=None, validator=v.optional_callable, on_setattr=_NO_HOOKS
+    )
+    args: Sequence[Any] = attrs.field(default=(), validator=v.positional_args, on_setattr=_NO_HOOKS)
+    kwargs: Mapping[str, Any] = attrs.field(
+        default=EMPTY_MAPPING, validator=v.str_keyed_mapping, on_setattr=_NO_HOOKS
+    )
+    capture_stdio: bool = attrs.field(default=False, validator=v.boolean, on_setattr=_NO_HOOKS)
+    input_files: Sequence[str] = attrs.field(
+        default=(), validator=v.str_sequence, on_setattr=_NO_HOOKS
+    )
+    output_files: Sequence[str] = attrs.field(
+        default=(), validator=v.str_sequence, on_setattr=_NO_HOOKS
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.function is None:
@@ -419,7 +470,7 @@ class ComputeTask(BaseTask):
         return f", executable={os.fspath(self.executable)!r}"  # type: ignore[arg-type]
 
 
-@attrs.define(kw_only=True, eq=False, repr=False, init=False)
+@attrs.define(kw_only=True, eq=False, repr=False, init=False, on_setattr=_NO_HOOKS)
 class AITask(BaseTask):  # type: ignore[override]  # its __attrs_init__ requires prompt
     """An inference request for an inference backend; the answer lands on ``.response``
     (a list, in prompt order, when ``prompt`` is a list)."""
@@ -439,26 +490,38 @@ class AITask(BaseTask):  # type: ignore[override]  # its __attrs_init__ requires
         "backend",
     )
 
-    prompt: str | Sequence[str] = attrs.field(validator=v.prompt)
-    model: str | None = attrs.field(default=None, validator=v.optional_str)
-    inference_endpoint: str | None = attrs.field(default=None, validator=v.optional_str)
-    system_prompt: str | None = attrs.field(default=None, validator=v.optional_str)
+    prompt: str | Sequence[str] = attrs.field(validator=v.prompt, on_setattr=_NO_HOOKS)
+    model: str | None = attrs.field(default=None, validator=v.optional_str, on_setattr=_NO_HOOKS)
+    inference_endpoint: str | None = attrs.field(
+        default=None, validator=v.optional_str, on_setattr=_NO_HOOKS
+    )
+    system_prompt: str | None = attrs.field(
+        default=None, validator=v.optional_str, on_setattr=_NO_HOOKS
+    )
     temperature: float | None = attrs.field(
-        default=None, converter=v.to_real, validator=v.number_in_range(0.0, 2.0)
+        default=None,
+        converter=v.to_real,
+        validator=v.number_in_range(0.0, 2.0),
+        on_setattr=_NO_HOOKS,
     )
     max_tokens: int | None = attrs.field(
-        default=None, converter=v.to_int, validator=v.optional_positive_int
+        default=None, converter=v.to_int, validator=v.optional_positive_int, on_setattr=_NO_HOOKS
     )
     top_p: float | None = attrs.field(
-        default=None, converter=v.to_real, validator=v.number_in_range(0.0, 1.0, lo_open=True)
+        default=None,
+        converter=v.to_real,
+        validator=v.number_in_range(0.0, 1.0, lo_open=True),
+        on_setattr=_NO_HOOKS,
     )
-    top_k: int | None = attrs.field(default=None, converter=v.to_int, validator=v.optional_top_k)
+    top_k: int | None = attrs.field(
+        default=None, converter=v.to_int, validator=v.optional_top_k, on_setattr=_NO_HOOKS
+    )
     stop_sequences: Sequence[str] | None = attrs.field(
-        default=None, validator=v.optional_str_sequence
+        default=None, validator=v.optional_str_sequence, on_setattr=_NO_HOOKS
     )
 
-    response: Any = attrs.field(init=False, default=None, on_setattr=_RESULT)
-    usage: Mapping[str, Any] | None = attrs.field(init=False, default=None, on_setattr=_RESULT)
+    response: Any = attrs.field(init=False, default=None, on_setattr=_NO_HOOKS)
+    usage: Mapping[str, Any] | None = attrs.field(init=False, default=None, on_setattr=_NO_HOOKS)
 
     def _describe(self) -> str:
         text = self.prompt if isinstance(self.prompt, str) else f"[{len(self.prompt)} prompts]"
