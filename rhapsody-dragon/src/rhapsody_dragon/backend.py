@@ -189,7 +189,7 @@ class DragonExecutionBackendV3(ExecutionBackend):
                     message = get(timeout=0 if exits else _READ_WAIT)
                 except queue.Empty:
                     break
-                self._handle(message)
+                self._on_message(message)
                 if not exits:
                     break
             for puid, code in exits:
@@ -201,7 +201,7 @@ class DragonExecutionBackendV3(ExecutionBackend):
                 except Exception:
                     log.exception("dragon backend %r: could not handle an exit", self.name)
 
-    def _handle(self, message: tuple[Any, ...]) -> None:
+    def _on_message(self, message: tuple[Any, ...]) -> None:
         assert self._pool is not None and self._launcher is not None
         try:
             if message[0] == "proc":

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .clock import WALL_OFFSET as _WALL_OFFSET
 from .clock import now
+from .dict_tasks import write_back
 from .errors import (
     BackendError,
     SessionError,
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 # tasks never starves other coroutines.
 CHUNK = 2048
 
+_set = object.__setattr__
 _NEW, _SUBMITTED, _RUNNING = TaskState.NEW, TaskState.SUBMITTED, TaskState.RUNNING
 _DONE, _FAILED, _CANCELED = TaskState.DONE, TaskState.FAILED, TaskState.CANCELED
 
@@ -298,10 +300,11 @@ class Session:
             name = backend.name
             for i, task in enumerate(group):
                 fut = create_future()
-                task._future = fut
-                task.backend = name
-                task.state = _SUBMITTED
-                task.submitted_at = submitted_at
+                # The session's own writes skip the task's field checks (values known valid).
+                _set(task, "_future", fut)
+                _set(task, "backend", name)
+                _set(task, "state", _SUBMITTED)
+                _set(task, "submitted_at", submitted_at)
                 if sources:
                     source = sources.get(task)
                     if source is not None:
@@ -327,9 +330,9 @@ class Session:
         if state is _RUNNING:
             if old is _RUNNING:
                 return False
-            task.state = state
+            _set(task, "state", state)
             if task.started_at is None:
-                task.started_at = _monotonic() + _WALL_OFFSET
+                _set(task, "started_at", _monotonic() + _WALL_OFFSET)
             if task.timeout is not None:
                 self._start_timer(task)
             if self._sources:
@@ -343,9 +346,9 @@ class Session:
             return True
         if state is not _DONE and state is not _FAILED and state is not _CANCELED:
             return False  # NEW/SUBMITTED come from the session only
-        task.state = state
+        _set(task, "state", state)
         if task.ended_at is None:
-            task.ended_at = _monotonic() + _WALL_OFFSET
+            _set(task, "ended_at", _monotonic() + _WALL_OFFSET)
         fut = task._future
         if state is _DONE:
             if fut is not None and not fut.done():
@@ -370,7 +373,7 @@ class Session:
         if self._sources:
             source = self._sources.pop(task, None)
             if source is not None:
-                _write_back(task, source)
+                write_back(task, source)
         if self._on_state is not None:
             self._call_hook(self._on_state, task=task, old_state=old, new_state=state)
         if self._on_finished is not None:
@@ -553,30 +556,6 @@ class Session:
 
     def __repr__(self) -> str:
         return f"Session(uid={self.uid!r}, backends={list(self.backends)}, tasks={len(self.tasks)})"
-
-
-_RESULTS_WRITTEN_BACK = (
-    "return_value",
-    "stdout",
-    "stderr",
-    "exit_code",
-    "exception",
-    "submitted_at",
-    "started_at",
-    "ended_at",
-    "host",
-    "worker",
-)
-
-
-def _write_back(task: BaseTask, target: MutableMapping[str, Any]) -> None:
-    """Copy an ended task's state and results into the dict it was submitted as."""
-    target["state"] = task.state.value
-    for name in _RESULTS_WRITTEN_BACK:
-        target[name] = getattr(task, name)
-    response = getattr(task, "response", None)
-    if response is not None:
-        target["response"] = response
 
 
 def _require_list(tasks: object, expected: str, owner: str) -> None:

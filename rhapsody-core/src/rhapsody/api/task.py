@@ -24,17 +24,19 @@ import attrs
 from . import validators as v
 from .errors import TaskNotSubmittedError, TaskValidationError, task_label
 from .portable import (
-    CloudPickled,
     from_json_safe,
     picklable_callable,
     picklable_result,
     to_json_safe,
 )
 from .states import TaskState
+from .task_copies import clone_task, unpickle_task
 from .task_fields import (
     ALL_RESULTS,
+    ASSIGNMENT_CHECKS,
     EMPTY_MAPPING,
     IGNORED_KEYS,
+    assignment_checks,
     check_extra,
     field_names,
     merge_positional,
@@ -46,7 +48,6 @@ from .task_fields import (
 # object.__setattr__, after its own validation, not through BaseTask.__setattr__.)
 _NO_HOOKS = attrs.setters.NO_OP
 _object_setattr = object.__setattr__
-_PRIVATE = ("_future", "_extra")
 
 _uid_counter = itertools.count(1)  # next() on itertools.count is atomic under the GIL
 
@@ -129,9 +130,9 @@ class BaseTask:
             self._extra = extra
 
     def __setattr__(self, name: str, value: Any) -> None:
-        checks = _SETTERS.get(type(self))
+        checks = ASSIGNMENT_CHECKS.get(type(self))
         if checks is None:
-            checks = _setters(type(self))
+            checks = assignment_checks(type(self))
         check = checks.get(name)
         if check is not None:  # a described field: converted and validated like at construction
             value = check(self, value)
@@ -299,10 +300,10 @@ class BaseTask:
         for name in ("return_value", "response", "exception"):
             if state.get(name) is not None:
                 state[name] = picklable_result(state[name])
-        return (_unpickle_task, (type(self), state))
+        return (unpickle_task, (type(self), state))
 
     def __copy__(self) -> BaseTask:
-        return _clone(self, lambda value: value)
+        return clone_task(self, lambda value: value)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> BaseTask:
         def deep(value: Any) -> Any:
@@ -311,7 +312,7 @@ class BaseTask:
             except Exception:  # noqa: BLE001 - a value that cannot be copied is shared
                 return value
 
-        return _clone(self, deep, memo)
+        return clone_task(self, deep, memo)
 
     def _describe(self) -> str:
         return ""
@@ -322,71 +323,10 @@ class BaseTask:
         return f"{head}{self._describe()}{backend})"
 
 
-_SETTERS: dict[type, dict[str, Callable[[Any, Any], Any]]] = {}
-
-
-def _setters(cls: type) -> dict[str, Callable[[Any, Any], Any]]:
-    """Per described (init) field of ``cls``: convert and validate an assigned value."""
-
-    def make(field: Any) -> Callable[[Any, Any], Any]:
-        convert, validate = field.converter, field.validator
-
-        def check(inst: Any, value: Any) -> Any:
-            if convert is not None:
-                value = convert(value)
-            if validate is not None:
-                validate(inst, field, value)
-            return value
-
-        return check
-
-    checks = {f.name: make(f) for f in attrs.fields(cls) if f.init}
-    _SETTERS[cls] = checks
-    return checks
-
-
 _DEFAULTS: dict[str, Any] = {
     "state": TaskState.NEW,
     **{name: None for name in ALL_RESULTS if name != "state"},
 }
-
-
-def _unpickle_task(cls: type[BaseTask], state: dict[str, Any]) -> BaseTask:
-    task = cls.__new__(cls)
-    for field in attrs.fields(cls):
-        value = state.get(field.name, None if field.name in _PRIVATE else _field_default(field))
-        if isinstance(value, CloudPickled):
-            value = value.load()
-        object.__setattr__(task, field.name, value)
-    return task
-
-
-def _field_default(field: Any) -> Any:
-    default = field.default
-    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-        return default.factory()
-    return default
-
-
-def _clone(
-    task: BaseTask, copy_value: Callable[[Any], Any], memo: dict[int, Any] | None = None
-) -> BaseTask:
-    cls = type(task)
-    clone = cls.__new__(cls)
-    if memo is not None:
-        memo[id(task)] = clone
-    for field in attrs.fields(cls):
-        name = field.name
-        if name == "_future":
-            value = None  # a copy is a new, unsubmitted task
-        else:
-            value = getattr(task, name)
-            if name == "_extra" and value is not None:
-                value = dict(value)  # the copy gets its own extra fields
-            if name != "function":  # functions are shared, never copied
-                value = copy_value(value)
-        object.__setattr__(clone, name, value)
-    return clone
 
 
 @attrs.define(kw_only=True, eq=False, repr=False, init=False, on_setattr=_NO_HOOKS)

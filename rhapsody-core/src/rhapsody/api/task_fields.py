@@ -9,7 +9,7 @@ far more likely a typo than a new field.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -93,6 +93,29 @@ def field_names(cls: type) -> FieldNames:
         )
         _NAMES[cls] = names
     return names
+
+
+ASSIGNMENT_CHECKS: dict[type, dict[str, Callable[[Any, Any], Any]]] = {}
+
+
+def assignment_checks(cls: type) -> dict[str, Callable[[Any, Any], Any]]:
+    """Per described (init) field of ``cls``: convert and validate an assigned value."""
+
+    def make(field: Any) -> Callable[[Any, Any], Any]:
+        convert, validate = field.converter, field.validator
+
+        def check(inst: Any, value: Any) -> Any:
+            if convert is not None:
+                value = convert(value)
+            if validate is not None:
+                validate(inst, field, value)
+            return value
+
+        return check
+
+    checks = {f.name: make(f) for f in attrs.fields(cls) if f.init}
+    ASSIGNMENT_CHECKS[cls] = checks
+    return checks
 
 
 def merge_positional(cls: type, args: tuple[Any, ...], fields: dict[str, Any]) -> dict[str, Any]:
