@@ -110,14 +110,17 @@ def test_demo_with_no_tasks_runs_nothing(tmp_path):
 
 
 def test_progress_line_has_rate_and_eta():
-    from rhapsody.cli.render import ProgressBar, format_seconds
+    from rhapsody.api import ComputeTask, TaskState
+    from rhapsody.telemetry.progress import SessionProgress, format_seconds
 
-    bar = ProgressBar(100)
+    bar = SessionProgress(True)
     bar._started -= 2.0  # two seconds in
-    for _ in range(50):
-        bar.update("DONE")
+    task = ComputeTask(executable="/bin/true")
+    bar.on_changes([(task, TaskState.SUBMITTED)] * 100 + [(task, TaskState.RUNNING)] * 52)
+    bar.on_changes([(task, TaskState.DONE)] * 49 + [(task, TaskState.FAILED)])
     line = bar.line()
-    assert "50/100 done 50" in line and "/s" in line and "ETA 2" in line
+    assert "50/100 done 49 failed 1 canceled 0 running 2" in line, line
+    assert "/s" in line and "ETA 2" in line
     assert format_seconds(185) == "3m05s" and format_seconds(0.25) == "0.2s"
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import glob
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -43,6 +44,15 @@ def shm() -> set[str]:
     return set(os.listdir("/dev/shm"))
 
 
+def sockets_in(directory: str) -> set[str]:
+    return {n for n in os.listdir(directory) if stat.S_ISSOCK(os.lstat(f"{directory}/{n}").st_mode)}
+
+
+def stray_sockets() -> set[str]:
+    """Unix sockets named like vLLM's IPC sockets (a uuid4) in the temporary directory."""
+    return {n for n in sockets_in(tempfile.gettempdir()) if len(n) == 36 and n.count("-") == 4}
+
+
 def vllm_log_dirs() -> set[str]:
     return set(glob.glob(os.path.join(tempfile.gettempdir(), "rhapsody-vllm-*")))
 
@@ -50,7 +60,7 @@ def vllm_log_dirs() -> set[str]:
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def served(tiny_model: str) -> AsyncIterator[VllmInferenceBackend]:
     """The test run's one real vLLM server, managed by the backend under test."""
-    before, dirs, segments = child_pids(), vllm_log_dirs(), shm()
+    before, dirs, segments, sockets = child_pids(), vllm_log_dirs(), shm(), stray_sockets()
     backend = VllmInferenceBackend(
         name="vllm_test", model=real_config(tiny_model), max_restarts=1, startup_timeout=300
     )
@@ -61,6 +71,8 @@ async def served(tiny_model: str) -> AsyncIterator[VllmInferenceBackend]:
     assert vllm_log_dirs() == dirs, "log directory left behind"
     # Even the servers the tests killed with SIGKILL leave no shared memory behind.
     assert shm() <= segments, f"shared memory left behind: {shm() - segments}"
+    # vLLM's own IPC sockets (in /tmp by default, never removed) live in the backend's directory.
+    assert stray_sockets() <= sockets, f"sockets left behind: {stray_sockets() - sockets}"
 
 
 @pytest.fixture

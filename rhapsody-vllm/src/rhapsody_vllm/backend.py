@@ -54,6 +54,10 @@ _RUNNING, _DONE, _FAILED, _CANCELED = (
 )
 LOOPBACK = "127.0.0.1"
 IN_FLIGHT_PER_REPLICA = 64
+# A request whose server dropped it is sent again (it has no side effects), after the failure
+# is understood: a killed server's death can be seen after its connections broke, and a
+# request sent in that window fails again on the same server.
+ATTEMPTS = 3
 # Every request is bounded: a server that accepts the connection and never answers must not
 # keep a task waiting forever. Generous, since a long generation may take minutes.
 DEFAULT_REQUEST_TIMEOUT = 600.0
@@ -65,7 +69,7 @@ class VllmInferenceBackend(InferenceBackend):
     ``model`` is a model name or path, or a :class:`VllmModelConfig`. ``replicas`` servers are
     started (each its own process: an engine crash never takes the workflow down), bound to
     ``host`` (loopback by default). A replica that dies is restarted up to ``max_restarts`` times
-    and its in-flight requests are retried once on a healthy replica. A request that gets no
+    and its in-flight requests are retried on a healthy replica (twice at most). A request that gets no
     complete answer within ``request_timeout`` seconds (default 600; None: no limit) fails its
     task with :class:`InferenceTimeoutError` (a task's own ``timeout`` applies as well).
     """
@@ -306,23 +310,23 @@ class VllmInferenceBackend(InferenceBackend):
             model = task.model or self._models.get(api_url) or await self._served_model(api_url)
             return await self._ask(api_url, model, task)
         failed: Replica | None = None
-        while True:
+        for attempt in range(1, ATTEMPTS + 1):
             replica = await self._set.acquire(avoid=failed)
             replica.outstanding += 1
             try:
                 return await self._ask(replica.api, task.model or self._model_name or "", task)
             except ServerUnreachable as exc:
-                if failed is not None:
+                if attempt == ATTEMPTS:
                     raise BackendError(
-                        f"{task_label(task.uid)}: the request failed, and failed again "
-                        f"when retried; "
-                        f"last: {exc}"
+                        f"{task_label(task.uid)}: the request failed {ATTEMPTS} times "
+                        f"(its replica's server did not answer); last: {exc}"
                     ) from exc
                 failed = replica
             finally:
                 replica.outstanding -= 1
-            if self._service is not None:  # retried once, once the failure is understood
+            if self._service is not None:  # retried once the failure is understood
                 await self._service.confirm(failed)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _ask(self, api_url: str, model: str, task: AITask) -> tuple[Any, dict[str, int]]:
         http = self._http

@@ -7,8 +7,11 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -28,6 +31,9 @@ log = logging.getLogger(__name__)
 
 WATCH_INTERVAL = 0.5  # seconds between liveness checks of running replicas
 HEALTH_INTERVAL = 0.5  # seconds between /health probes during start-up
+CONFIRM_WITHIN = 10.0  # seconds a broken request waits to see its server exit or answer
+# vLLM's ZeroMQ sockets are ``<VLLM_RPC_BASE_PATH>/<uuid4>``; a Unix socket path has 107 bytes.
+SOCKET_PATH_MAX = 107 - 1 - 36
 
 
 @attrs.frozen
@@ -64,6 +70,8 @@ class ManagedService:
         self._startup_timeout, self._max_restarts = startup_timeout, max_restarts
         self._log_dir = log_dir
         self._ports: set[int] = set()
+        self._socket_dirs: dict[int, str] = {}
+        self._confirming: dict[int, tuple[ServerProcess, asyncio.Future[None]]] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._closing = False
 
@@ -86,6 +94,7 @@ class ManagedService:
         internal = free_port(placement.bind_host, self._ports, INTERNAL_SPAN)
         argv = self._config.server_args(placement.bind_host, port, self._api_key)
         env = replica_env(self._config.env, internal)
+        env.setdefault("VLLM_RPC_BASE_PATH", self._socket_dir(replica.index))
         log_path = os.path.join(self._log_dir, f"replica-{replica.index}.{replica.restarts}.log")
         replica.state, replica.root = (
             ReplicaState.STARTING,
@@ -132,6 +141,20 @@ class ManagedService:
                 raise BackendError(self._failure(replica, server, why))
             await asyncio.sleep(HEALTH_INTERVAL)
 
+    def _socket_dir(self, index: int) -> str:
+        """Where a replica's vLLM puts its IPC sockets (by default, ``/tmp``, and never removed,
+        least of all by a server that was killed): inside the log directory where the socket
+        paths fit, else a directory of its own; removed by :meth:`stop`."""
+        path = self._socket_dirs.get(index)
+        if path is None:
+            path = os.path.join(self._log_dir, f"sockets-{index}")
+            if len(os.fsencode(path)) <= SOCKET_PATH_MAX:
+                os.makedirs(path, exist_ok=True)
+            else:
+                path = tempfile.mkdtemp(prefix=f"rhapsody-vllm-{index}-")
+            self._socket_dirs[index] = path
+        return path
+
     def _failure(self, replica: Replica, server: ServerProcess, why: str) -> str:
         tail = log_tail(server.log_path)
         return (
@@ -152,13 +175,30 @@ class ManagedService:
                 if replica.state is ReplicaState.HEALTHY:
                     self.check(replica)
 
-    async def confirm(self, replica: Replica, within: float = 1.0) -> None:
+    async def confirm(self, replica: Replica, within: float = CONFIRM_WITHIN) -> None:
         """A request to ``replica`` broke. Either the server still answers ``/health`` (a stale
         connection, say: retry at once) or it is dying: give it ``within`` seconds to be seen
-        exiting (a reset connection arrives before the exit status) and handle the death."""
-        deadline = time.monotonic() + within
+        exiting and handle the death. A reset connection arrives before the exit status, and a
+        killed server with gigabytes mapped takes a while to exit on a busy node: a retry sent
+        before its death is seen would go to the dead server again. The requests that broke
+        together share one look at the server."""
         server = replica.server
-        while server is not None and server.exit_code() is None and time.monotonic() < deadline:
+        if server is None:
+            return
+        looking = self._confirming.get(replica.index)
+        if looking is None or looking[0] is not server:
+            future = asyncio.ensure_future(self._confirm(replica, server, within))
+            looking = self._confirming[replica.index] = (server, future)
+            future.add_done_callback(partial(self._confirmed, replica.index))
+        await asyncio.shield(looking[1])
+
+    def _confirmed(self, index: int, future: asyncio.Future[None]) -> None:
+        if self._confirming.get(index, (None, None))[1] is future:
+            del self._confirming[index]
+
+    async def _confirm(self, replica: Replica, server: ServerProcess, within: float) -> None:
+        deadline = time.monotonic() + within
+        while not self._closing and server.exit_code() is None and time.monotonic() < deadline:
             if await is_healthy(self._http, replica.root, timeout=0.5):
                 return
             await asyncio.sleep(0.02)
@@ -216,4 +256,7 @@ class ManagedService:
         for replica in self._set.replicas:
             replica.state = ReplicaState.STOPPED
             replica.server = None
+        for path in self._socket_dirs.values():
+            shutil.rmtree(path, ignore_errors=True)
+        self._socket_dirs.clear()
         self._set.changed()

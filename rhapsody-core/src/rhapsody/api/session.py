@@ -29,6 +29,7 @@ from .validators import unsafe_name
 
 if TYPE_CHECKING:
     from ..backends.base import Backend
+    from ..telemetry.manager import TelemetryManager
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,10 @@ _DONE, _FAILED, _CANCELED = TaskState.DONE, TaskState.FAILED, TaskState.CANCELED
 class Session:
     """Runs tasks on a set of backends.
 
-    ``Session(backends=[...], uid=None, work_dir=None)``; use it as ``async with Session(...)``
-    or call :meth:`close` yourself. Files a task writes for you (``capture_stdio``) go under
-    ``{work_dir}/{uid}/``.
+    ``Session(backends=[...], uid=None, work_dir=None, progress=False)``; use it as
+    ``async with Session(...)`` or call :meth:`close` yourself. Files a task writes for you
+    (``capture_stdio``) go under ``{work_dir}/{uid}/``. ``progress=True`` draws a live bar
+    where a person watches (a terminal, Jupyter); ``"always"`` prints it to logs too.
     """
 
     def __init__(
@@ -54,6 +56,7 @@ class Session:
         backends: Sequence[Backend] | None = None,
         uid: str | None = None,
         work_dir: str | os.PathLike[str] | None = None,
+        progress: bool | str = False,
     ) -> None:
         from ..backends.base import Backend
         from ..plugins.manager import get_plugin_host
@@ -70,6 +73,11 @@ class Session:
                 f"Session.backends: expected a list of backends, got {backends!r}"
                 + (" (wrap it in a list: backends=[backend])" if hasattr(backends, "name") else "")
             )
+        if progress not in (True, False, "always"):
+            raise SessionError(
+                f"Session.progress: expected True, False or 'always', got {progress!r}"
+            )
+        self.progress: bool | str = progress
         self.uid: str = uid or f"session.{uuid.uuid4().hex[:8]}"
         self.work_dir: str = os.path.abspath(os.fspath(work_dir)) if work_dir else os.getcwd()
         self.backends: dict[str, Backend] = {}
@@ -87,7 +95,12 @@ class Session:
         self._on_submitted: Any = None
         self._on_state: Any = None
         self._on_finished: Any = None
+        self._on_changes: Any = None
+        # (task, state) pairs for rhapsody_tasks_changed, flushed once per loop step; None
+        # when no plugin observes them.
+        self._changes: list[tuple[BaseTask, TaskState]] | None = None
         self._routing: RoutingTable | None = None
+        self._telemetry: TelemetryManager | None = None  # for get_telemetry()
         # Tasks submitted as dicts -> those dicts, kept up to date until the task ends.
         self._sources: dict[BaseTask, MutableMapping[str, Any]] = {}
         # Backend name -> callbacks registered with backend.register_callback (usually none).
@@ -144,23 +157,90 @@ class Session:
             return self
         self.loop = asyncio.get_running_loop()
         await asyncio.gather(*(b._ensure_initialized() for b in self.backends.values()))
+        if self.progress:
+            from ..telemetry.plugin import observe
+            from ..telemetry.progress import SessionProgress
+
+            bar = SessionProgress(self.progress)
+            if bar.enabled:
+                observe(self, bar)
+        self._bind_hooks()
         hook = self._host.pm.hook
-        # Lifecycle hooks are bound only when a plugin implements them: free otherwise.
-        self._on_submitted = (
-            hook.rhapsody_task_submitted if hook.rhapsody_task_submitted.get_hookimpls() else None
-        )
-        self._on_state = (
-            hook.rhapsody_task_state_changed
-            if hook.rhapsody_task_state_changed.get_hookimpls()
-            else None
-        )
-        self._on_finished = (
-            hook.rhapsody_task_finished if hook.rhapsody_task_finished.get_hookimpls() else None
-        )
         self._routing = RoutingTable(self, self.backends, hook.rhapsody_route_task)
         self._started = True
         hook.rhapsody_session_start(session=self)
         return self
+
+    def _bind_hooks(self) -> None:
+        """Bind the life-cycle hooks some plugin implements (the others cost nothing); called
+        at start and when a plugin registered later wants this session's tasks."""
+        hook = self._host.pm.hook
+
+        def implemented(caller: Any) -> Any:
+            return caller if caller.get_hookimpls() else None
+
+        self._on_submitted = implemented(hook.rhapsody_task_submitted)
+        self._on_state = implemented(hook.rhapsody_task_state_changed)
+        self._on_finished = implemented(hook.rhapsody_task_finished)
+        self._on_changes = implemented(hook.rhapsody_tasks_changed)
+        if self._on_changes is None:
+            self._changes = None
+        elif self._changes is None:
+            self._changes = []
+
+    def _changed(self, task: BaseTask, state: TaskState) -> None:
+        changes = self._changes
+        if changes is not None:
+            if not changes and self.loop is not None:
+                self.loop.call_soon(self._flush_changes)
+            changes.append((task, state))
+
+    def _flush_changes(self) -> None:
+        changes = self._changes
+        if changes:
+            self._changes = []
+            self._call_hook(self._on_changes, changes=changes)
+
+    # -- telemetry --------------------------------------------------------------------------------
+
+    async def start_telemetry(
+        self,
+        resource_poll_interval: float = 5.0,
+        checkpoint_interval: float | None = None,
+        checkpoint_path: str | os.PathLike[str] | None = None,
+        span_processors: Sequence[Any] | None = None,
+        metric_readers: Sequence[Any] | None = None,
+        resource: Any = None,
+    ) -> TelemetryManager:
+        """Record this session's events, metrics and spans (before submitting tasks).
+
+        ``checkpoint_path``: a directory for ``{uid}.telemetry.jsonl`` (none: no file);
+        ``checkpoint_interval``: seconds between metric snapshots in it; the backends' resources
+        are sampled every ``resource_poll_interval`` seconds; ``span_processors`` /
+        ``metric_readers`` / ``resource``: OpenTelemetry SDK objects of your own (exporters).
+        Stops when the session closes. Needs ``pip install 'rhapsody-core[telemetry]'``.
+        """
+        from ..telemetry.starting import start_telemetry
+
+        self._telemetry = await start_telemetry(
+            self,
+            resource_poll_interval=resource_poll_interval,
+            checkpoint_interval=checkpoint_interval,
+            checkpoint_path=checkpoint_path,
+            span_processors=span_processors,
+            metric_readers=metric_readers,
+            resource=resource,
+        )
+        return self._telemetry
+
+    def get_telemetry(self) -> TelemetryManager:
+        """The telemetry started by :meth:`start_telemetry` (``RuntimeError`` if none was)."""
+        telemetry = self._telemetry
+        if telemetry is None:
+            raise RuntimeError(
+                "Telemetry not started. Call `await session.start_telemetry()` first."
+            )
+        return telemetry
 
     async def __aenter__(self) -> Session:
         return await self.start()
@@ -294,6 +374,9 @@ class Session:
         futures: list[asyncio.Future[Any]] = []
         append = futures.append
         on_submitted = self._on_submitted
+        changes = self._changes
+        if changes is not None and not changes:
+            loop.call_soon(self._flush_changes)
         sources = self._sources
         submitted_at = now()  # one stamp per step of a batch: they are submitted together
         for backend, group in groups.items():
@@ -313,9 +396,14 @@ class Session:
                 claimed.discard(task.uid)
                 if on_submitted is not None:
                     on_submitted(task=task, backend=backend, session=self)
+                if changes is not None:
+                    changes.append((task, _SUBMITTED))
                 if i % CHUNK == CHUNK - 1:
                     await asyncio.sleep(0)
                     submitted_at = now()
+                    changes = self._changes  # flushed meanwhile: a new list
+                    if changes is not None and not changes:
+                        loop.call_soon(self._flush_changes)
             self._pending += len(group)
         for task in batch:  # futures in the caller's order
             append(task._future)  # type: ignore[arg-type]
@@ -341,6 +429,8 @@ class Session:
                     source["state"] = state.value
             if self._on_state is not None:
                 self._call_hook(self._on_state, task=task, old_state=old, new_state=state)
+            if self._changes is not None:
+                self._changed(task, state)
             if self._watchers:
                 self._notify_watchers(task, state)
             return True
@@ -378,6 +468,8 @@ class Session:
             self._call_hook(self._on_state, task=task, old_state=old, new_state=state)
         if self._on_finished is not None:
             self._call_hook(self._on_finished, task=task)
+        if self._changes is not None:
+            self._changed(task, state)
         if self._watchers:
             self._notify_watchers(task, state)
         return True
@@ -546,7 +638,29 @@ class Session:
         # Tasks registered by a submission that was still running meanwhile.
         self._cancel_unfinished(self.tasks.values(), "the session was closed")
         if self._started:
+            self._flush_changes()
+            await self._await_closing_hooks()
             self._host.pm.hook.rhapsody_session_close(session=self)
+
+    async def _await_closing_hooks(self) -> None:
+        try:
+            pending = [
+                asyncio.ensure_future(a)
+                for a in self._host.pm.hook.rhapsody_session_closing(session=self)
+                if a is not None
+            ]
+        except Exception:  # a plugin's bug must not keep the session open
+            log.exception("a rhapsody plugin's session-closing hook raised")
+            return
+        if not pending:
+            return
+        done, late = await asyncio.wait(pending, timeout=self.shutdown_timeout)
+        for fut in late:
+            fut.cancel()
+            log.error("a plugin did not finish closing within %ss", self.shutdown_timeout)
+        for fut in done:
+            if not fut.cancelled() and fut.exception() is not None:
+                log.error("a plugin failed while the session closed: %r", fut.exception())
 
     def _cancel_unfinished(self, tasks: Iterable[BaseTask], reason: str) -> None:
         for task in list(tasks):

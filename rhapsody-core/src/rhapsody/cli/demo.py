@@ -10,7 +10,7 @@ from typing import TextIO
 
 from ..api import ComputeTask, Session, TaskState
 from ..backends.concurrent import ConcurrentExecutionBackend
-from .render import ProgressBar, table
+from .render import table
 
 
 def square(x: int) -> int:
@@ -57,16 +57,11 @@ async def run_demo(size: int, out: TextIO) -> int:
     tasks = build_workload(size)
     expected_failures = FAILING_EXAMPLES if size >= 4 else 0
     started = time.perf_counter()
-    async with Session(backends=[await ConcurrentExecutionBackend(name="local")]) as session:
-        futures = await session.submit_tasks(tasks)
-        bar = ProgressBar(len(tasks))
-        for fut in asyncio.as_completed(futures):
-            try:
-                task = await fut
-                bar.update(task.state)
-            except Exception:  # noqa: BLE001 - failures are shown in the summary
-                bar.update(TaskState.FAILED)
-        bar.close()
+    backend = await ConcurrentExecutionBackend(name="local")
+    # The session's own progress bar: drawn when a terminal (or Jupyter) is watching.
+    async with Session(backends=[backend], progress=True) as session:
+        await session.submit_tasks(tasks)
+        await session.wait_tasks(tasks)
     elapsed = time.perf_counter() - started
     kinds: dict[tuple[str, str], int] = {}
     for task in tasks:

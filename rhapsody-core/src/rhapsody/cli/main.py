@@ -1,4 +1,4 @@
-"""The ``rhapsody`` command: ``rhapsody backends`` and ``rhapsody demo``."""
+"""The ``rhapsody`` command: ``rhapsody backends``, ``rhapsody demo`` and ``rhapsody report``."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ EPILOG = """\
 examples:
   rhapsody backends            what is installed, what each backend needs, what is missing
   rhapsody demo --tasks 100    100 small tasks on the embedded concurrent backend
+  rhapsody report RUN.telemetry.jsonl --plot run.png
+                               summarise a run's telemetry file, and draw it
 """
 
 
@@ -37,6 +39,22 @@ def _demo(args: argparse.Namespace) -> int:
         )
         return 2
     return asyncio.run(run_demo(args.tasks, sys.stdout))
+
+
+def _report(args: argparse.Namespace) -> int:
+    from ..telemetry.report import ReportError, load, summarise
+
+    try:
+        data = load(args.file)
+        print(summarise(data))
+        if args.plot:
+            from ..telemetry.plot import plot
+
+            print(f"\nplot written to {plot(data, args.plot)}")
+    except ReportError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,6 +78,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--tasks", type=int, default=200, metavar="N", help="number of tasks (200)")
     demo.set_defaults(run=_demo)
+    report = sub.add_parser(
+        "report",
+        help="summarise a telemetry checkpoint file (and plot it)",
+        description="Summarise RUN.telemetry.jsonl (written by session.start_telemetry("
+        "checkpoint_path=...)): tasks by state and backend, latency percentiles, throughput over "
+        "time, failure reasons, resource utilisation; --plot draws the timeline.",
+    )
+    report.add_argument("file", metavar="RUN.telemetry.jsonl")
+    report.add_argument(
+        "--plot", metavar="OUT", help="also draw the run into OUT (.png, .svg or .html)"
+    )
+    report.set_defaults(run=_report)
     return parser
 
 

@@ -10,7 +10,7 @@ Every hook argument is optional in an implementation: pluggy passes only the one
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING
 
 from .markers import hookspec
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ..api.states import TaskState
     from ..api.task import BaseTask
     from ..backends.base import Backend
+    from ..telemetry.sampling import ResourceSampler
     from .registry import BackendSpec
 
 
@@ -75,12 +76,43 @@ def rhapsody_task_finished(task: BaseTask, session: Session) -> None:
     """A task reached its one terminal state (DONE, FAILED or CANCELED)."""
 
 
+@hookspec
+def rhapsody_tasks_changed(changes: Sequence[tuple[BaseTask, TaskState]], session: Session) -> None:
+    """Tasks entered these states (SUBMITTED, RUNNING, DONE, FAILED, CANCELED), in order.
+
+    The cheap way to observe every task: the session collects ``(task, state)`` pairs and calls
+    this once per event-loop step with all of them (once more at close, before
+    :func:`rhapsody_session_closing`), so an observer costs a list append per transition
+    instead of a hook call. Read times and places from the task (``submitted_at``,
+    ``started_at``, ``ended_at``, ``host``, ``worker``); the task may have moved on since.
+    Do not keep ``changes``: the session reuses nothing, but the list is yours only for the call.
+    """
+
+
+@hookspec
+def rhapsody_resource_samplers(backend: Backend) -> Sequence[ResourceSampler] | None:
+    """Return the resource samplers of ``backend`` if this plugin provides that backend.
+
+    Called when telemetry starts, once per backend of the session; each sampler is polled every
+    ``resource_poll_interval`` seconds (see :class:`rhapsody.telemetry.sampling.ResourceSampler`).
+    """
+
+
 # -- Session life cycle ---------------------------------------------------------------------------
 
 
 @hookspec
 def rhapsody_session_start(session: Session) -> None:
     """A session started: its backends are initialised and it accepts tasks."""
+
+
+@hookspec
+def rhapsody_session_closing(session: Session) -> Awaitable[None] | None:
+    """A session is closing: every task is terminal, the backends are shut down.
+
+    Return an awaitable to finish work before :meth:`Session.close` returns (flush a file,
+    drain subscribers); the session awaits them together, bounded by its ``shutdown_timeout``.
+    """
 
 
 @hookspec

@@ -49,6 +49,8 @@ class ConcurrentExecutionBackend(ExecutionBackend):
             ``ProcessPoolExecutor``. The backend shuts it down on :meth:`shutdown`.
         name: the backend's name in a session (``backend=`` of a task).
         max_processes: how many executables run at once (default ``max(16, 2 x cores)``).
+        num_workers: threads of the default function pool (default: as many as the cores
+            allow, like ``ThreadPoolExecutor``).
 
     Per-task options (``task_backend_specific_kwargs``): ``cwd``, ``env`` (added to the inherited
     environment) and ``shell`` (run the command line through ``/bin/sh``; off by default).
@@ -62,6 +64,7 @@ class ConcurrentExecutionBackend(ExecutionBackend):
         name: str = "concurrent",
         *,
         max_processes: int | None = None,
+        num_workers: int | None = None,
     ) -> None:
         super().__init__(name)
         if executor is not None and not isinstance(executor, Executor):
@@ -76,6 +79,19 @@ class ConcurrentExecutionBackend(ExecutionBackend):
             raise BackendConfigurationError(
                 "ConcurrentExecutionBackend", "max_processes", "an integer >= 1", max_processes
             )
+        workers = integer(num_workers)
+        if num_workers is not None and (workers is None or workers < 1):
+            raise BackendConfigurationError(
+                "ConcurrentExecutionBackend", "num_workers", "an integer >= 1", num_workers
+            )
+        if workers is not None and executor is not None:
+            raise BackendConfigurationError(
+                "ConcurrentExecutionBackend",
+                "num_workers",
+                "no num_workers when an executor is given (size the executor instead)",
+                num_workers,
+            )
+        self._num_workers = workers
         self._executor: Executor | None = executor
         self._threads: TaskThreadPool | None = None
         self._max_processes = processes or _default_max_processes()
@@ -95,7 +111,7 @@ class ConcurrentExecutionBackend(ExecutionBackend):
         self._inbox = LoopInbox(loop, self._deliver)
         if self._executor is None:
             self._threads = TaskThreadPool(
-                self._run_function, default_workers(), f"rhapsody-{self.name}"
+                self._run_function, self._num_workers or default_workers(), f"rhapsody-{self.name}"
             )
         if isinstance(self._executor, ProcessPoolExecutor):
             self._dispatcher = ProcessPoolDispatcher(

@@ -10,3 +10,13 @@ from .backend import ConcurrentExecutionBackend
 @hookimpl
 def rhapsody_register_backends() -> list[BackendSpec]:
     return [BackendSpec(name="concurrent", cls=ConcurrentExecutionBackend, kind="execution")]
+
+
+@hookimpl
+def rhapsody_resource_samplers(backend: object) -> list[object] | None:
+    """Telemetry's view of a concurrent backend: this node (its workers are local)."""
+    if not isinstance(backend, ConcurrentExecutionBackend):
+        return None
+    from ...telemetry.sampling import LocalNodeSampler
+
+    return [LocalNodeSampler()]

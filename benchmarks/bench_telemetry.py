@@ -1,0 +1,160 @@
+"""Side-by-side benchmark: telemetry off vs on (OpenTelemetry + JSONL checkpoint), ours and
+rhapsody-py 0.6.0's, on no-op function tasks of the concurrent backend. Usage::
+
+    python benchmarks/bench_telemetry.py --size 100000 [--rhapsody-py-python PATH] \
+        [--rhapsody-py-size 20000] [--repeat 3] [--report-size 1000000]
+
+Each run is a fresh interpreter and times submit -> wait -> close (the file complete), and the
+CPU time of the session's own process; memory is traced bytes per task with telemetry on, kept
+until close. ``--report-size`` also times ``rhapsody report`` on a checkpoint of that many tasks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Report, measure
+
+TELEMETRY_DIR = os.path.join(tempfile.gettempdir(), "rhapsody-bench-telemetry")
+
+
+def noop() -> None:
+    return None
+
+
+async def run(n: int, telemetry: bool, memory: bool = False) -> dict[str, float]:
+    from rhapsody.api import ComputeTask, Session
+    from rhapsody.backends import ConcurrentExecutionBackend
+
+    backend = await ConcurrentExecutionBackend()
+    session = Session(backends=[backend])
+    shutil.rmtree(TELEMETRY_DIR, ignore_errors=True)
+    if telemetry:
+        await session.start_telemetry(checkpoint_path=TELEMETRY_DIR, resource_poll_interval=1.0)
+    tasks = [ComputeTask(function=noop) for _ in range(n)]
+    if memory:
+        tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0] if memory else 0
+    start, cpu = time.perf_counter(), time.process_time()
+    async with session:
+        await session.submit_tasks(tasks)
+        await session.wait_tasks(tasks)
+        traced = (tracemalloc.get_traced_memory()[0] - before) / n if memory else 0.0
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    assert all(t.state == "DONE" for t in tasks), "a benchmark task failed"
+    if telemetry:
+        (name,) = os.listdir(TELEMETRY_DIR)
+        with open(os.path.join(TELEMETRY_DIR, name), "rb") as fh:
+            ended = sum(1 for line in fh if b'"TaskCompleted"' in line)
+        assert ended == n, f"{ended} of {n} tasks reached the file"
+    return {"seconds": seconds, "cpu_per_task_us": cpu / n * 1e6, "bytes_per_task": traced}
+
+
+def run_one(contender: str, kind: str, n: int) -> dict[str, Any]:
+    from rhapsody.backends import ConcurrentExecutionBackend  # noqa: F401 - not a per-task cost
+
+    memory = kind.endswith("-memory")
+    telemetry = kind.startswith("on")
+    return asyncio.run(run(n, telemetry, memory))
+
+
+def median(python: str, contender: str, kind: str, n: int, repeat: int) -> dict[str, float]:
+    runs = [measure(python, __file__, contender, kind, n, 3600) for _ in range(repeat)]
+    runs.sort(key=lambda r: r["seconds"])
+    return runs[len(runs) // 2]
+
+
+def time_report(n: int) -> tuple[float, int]:
+    """Seconds ``rhapsody report`` takes on a checkpoint file of ``n`` tasks (made here)."""
+    from rhapsody.telemetry.synthetic import write_checkpoint
+
+    path = write_checkpoint(os.path.join(tempfile.gettempdir(), "rhapsody-bench-report"), n)
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "rhapsody.cli.main", "report", path],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    seconds = time.perf_counter() - start
+    size = os.path.getsize(path)
+    shutil.rmtree(os.path.dirname(path), ignore_errors=True)
+    return seconds, size
+
+
+def theirs(python: str, kind: str, n: int) -> dict[str, Any]:
+    script = os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "bench_telemetry_rhapsody_py.py"
+    )
+    out = subprocess.run(
+        [python, script, kind, str(n)], capture_output=True, text=True, check=True, cwd="/tmp"
+    )
+    return dict(json.loads(out.stdout.splitlines()[-1]))
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "one":
+        _, _, contender, kind, n = sys.argv
+        print(json.dumps(run_one(contender, kind, int(n))))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=100000)
+    parser.add_argument("--memory-size", type=int, default=20000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rhapsody-py-python", default=None)
+    parser.add_argument("--rhapsody-py-size", type=int, default=20000)
+    parser.add_argument("--report-size", type=int, default=0)
+    args = parser.parse_args()
+    report = Report()
+    n, ours = args.size, sys.executable
+    off = median(ours, "session", "off", n, args.repeat)
+    on = median(ours, "session", "on", n, args.repeat)
+    report.add(f"{n:,} no-op functions, telemetry off", f"{n / off['seconds']:,.0f}/s")
+    report.add(
+        f"{n:,} no-op functions, telemetry on (OTel + JSONL)",
+        f"{n / on['seconds']:,.0f}/s = **{off['seconds'] / on['seconds']:.2f}x off**",
+    )
+    report.add(
+        "CPU time of the session's process per task, off / on",
+        f"{off['cpu_per_task_us']:.1f} / {on['cpu_per_task_us']:.1f} µs",
+    )
+    mem = measure(ours, __file__, "session", "on-memory", args.memory_size, 3600)
+    mem_off = measure(ours, __file__, "session", "off-memory", args.memory_size, 3600)
+    report.add(
+        f"traced memory per task with telemetry on ({args.memory_size:,} tasks)",
+        f"{mem['bytes_per_task']:,.0f} B "
+        f"({mem['bytes_per_task'] - mem_off['bytes_per_task']:,.0f} B more than off)",
+    )
+    if args.rhapsody_py_python:
+        m = args.rhapsody_py_size
+        r_off = theirs(args.rhapsody_py_python, "off", m)
+        r_on = theirs(args.rhapsody_py_python, "on", m)
+        r_mem = theirs(args.rhapsody_py_python, "on-memory", args.memory_size)
+        report.add(
+            f"rhapsody-py 0.6.0, {m:,} no-op functions: telemetry on vs off",
+            f"{m / r_on['seconds']:,.0f}/s vs {m / r_off['seconds']:,.0f}/s = "
+            f"{r_off['seconds'] / r_on['seconds']:.2f}x off; "
+            f"{r_mem['bytes_per_task']:,.0f} B/task traced"
+            + (" (its queue did not drain at close)" if r_on.get("drain_warning") else ""),
+        )
+    if args.report_size:
+        seconds, size = time_report(args.report_size)
+        report.add(
+            f"rhapsody report on a {args.report_size:,}-task checkpoint ({size / 1e9:.2f} GB)",
+            f"{seconds:.1f} s",
+        )
+    print(report.table())
+
+
+if __name__ == "__main__":
+    main()

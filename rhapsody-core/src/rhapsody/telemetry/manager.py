@@ -1,0 +1,522 @@
+"""The :class:`TelemetryManager` of a session (rhapsody-py 0.6's API).
+
+It sees every task through the ``rhapsody_tasks_changed`` hook (see :mod:`.plugin`): per change
+it appends a record tuple and counts, nothing more. Records go, a batch at a time, to the
+checkpoint writer process (:mod:`.writer`) and -- when someone subscribed -- to the subscriber
+thread, which turns them into events. OpenTelemetry spans and metrics are built from the tasks
+when read (:mod:`.otel`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..api.states import TaskState
+from .events import (
+    BaseEvent,
+    ResourceUpdate,
+    SessionEnded,
+    SessionStarted,
+    event_to_dict,
+    make_event,
+)
+from .otel import OtelView, otlp_json, require_sdk
+from .records import EventBuilder, Record, TraceIds, error_type_of, executable_of, extra_attributes
+from .subscribers import SubscriberDispatch
+
+if TYPE_CHECKING:
+    from ..api.session import Session
+    from ..api.task import BaseTask
+    from .sampling import ResourceSampler
+
+log = logging.getLogger(__name__)
+
+_SUBMITTED, _RUNNING, _FAILED = TaskState.SUBMITTED, TaskState.RUNNING, TaskState.FAILED
+_COUNTER_OF = {"DONE": "tasks_completed", "FAILED": "tasks_failed", "CANCELED": "tasks_canceled"}
+
+
+def _positive(name: str, value: object, allow_none: bool) -> float | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        expected = "a number > 0" + (" or None" if allow_none else "")
+        raise ValueError(f"start_telemetry: {name}: expected {expected}, got {value!r}")
+    return float(value)
+
+
+class TelemetryManager:
+    """Events, metrics and spans of one session; made by ``await session.start_telemetry()``.
+
+    Stops by itself when the session closes, after every event reached the checkpoint file and
+    the subscribers.
+    """
+
+    def __init__(
+        self,
+        session_id: str,
+        checkpoint_interval: float | None = None,
+        checkpoint_path: str | os.PathLike[str] | None = None,
+        span_processors: Sequence[Any] | None = None,
+        metric_readers: Sequence[Any] | None = None,
+        resource: Any = None,
+        resource_poll_interval: float | None = 5.0,
+    ) -> None:
+        self._session_id = session_id
+        self._session: Session | None = None  # set by start_telemetry
+        self._checkpoint_interval = _positive("checkpoint_interval", checkpoint_interval, True)
+        self._poll_interval = _positive("resource_poll_interval", resource_poll_interval, True)
+        self._checkpoint_dir = os.fspath(checkpoint_path) if checkpoint_path is not None else None
+        for name, items in (
+            ("span_processors", span_processors),
+            ("metric_readers", metric_readers),
+        ):
+            if items is not None and (
+                isinstance(items, (str, bytes)) or not hasattr(items, "__iter__")
+            ):
+                raise ValueError(f"start_telemetry: {name}: expected a list, got {items!r}")
+        self._span_processors = list(span_processors or ())
+        self._metric_readers = list(metric_readers or ())
+        self._resource = resource
+        self.ids = TraceIds.new()
+        self._running = False
+        self._stopped = False
+        self._started_at = 0.0
+        self._ended_at: float | None = None
+        self._subscribers: list[Callable[[BaseEvent], Any]] = []
+        self._dispatch: SubscriberDispatch | None = None
+        self._writer: Any = None
+        self.checkpoint_file: str | None = None
+        self._otel: OtelView | None = None
+        self._samplers: list[tuple[str, ResourceSampler]] = []
+        self._loops: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # per task: sequence numbers of tasks not ended, and (seq, task) of those that ended
+        self._next_seq = 0
+        self._seq: dict[BaseTask, int] = {}
+        self._ended: list[tuple[int, BaseTask, bool]] = []  # (seq, task, ran)
+        self._counts: dict[str, int] = dict.fromkeys(
+            ("submitted", "started", "completed", "failed", "canceled"), 0
+        )
+        self._running_tasks: set[BaseTask] = set()
+        # metrics and span processors catch up from here
+        self._unmetered_submitted: list[BaseTask] = []
+        self._unmetered_started: list[BaseTask] = []
+        self._metered = 0  # ended tasks recorded
+        self._exported = 0  # ended tasks handed to the span processors
+        self._other_events = 0
+        self._last_resources: dict[str, dict[str, Any]] = {}
+        self._start_event: BaseEvent | None = None
+
+    # -- properties -------------------------------------------------------------------------------
+
+    @property
+    def session_id(self) -> str:
+        return self._session_id
+
+    # -- life cycle -------------------------------------------------------------------------------
+
+    async def start(self, samplers: Sequence[tuple[str, ResourceSampler]] = ()) -> None:
+        """Set up OpenTelemetry, open the checkpoint file and start polling resources."""
+        require_sdk()
+        if self._running or self._stopped:
+            raise RuntimeError("start_telemetry: telemetry of this session was already started")
+        self._loop = asyncio.get_running_loop()
+        if self._checkpoint_dir is not None:
+            self._open_checkpoint()
+        self._otel = OtelView(
+            self._session_id,
+            self.ids,
+            self._resource,
+            self._metric_readers,
+            self._span_processors,
+        )
+        self._started_at = time.time()
+        self._otel.session_start = self._started_at
+        self._dispatch = SubscriberDispatch(EventBuilder(self._session_id, self.ids), self._loop)
+        for callback in self._subscribers:
+            self._dispatch.add(callback)
+        self._running = True
+        self._samplers = list(samplers)
+        if self._samplers and self._poll_interval is not None:
+            self._loops.append(asyncio.ensure_future(self._poll_resources()))
+        if self._checkpoint_interval is not None and self._writer is not None:
+            self._loops.append(asyncio.ensure_future(self._checkpoints()))
+        if self._span_processors or self._metric_readers:
+            self._loops.append(asyncio.ensure_future(self._export_periodically()))
+        self._start_event = make_event(
+            SessionStarted, session_id=self._session_id, backend="rhapsody"
+        )
+        self.emit(self._start_event)
+
+    def _open_checkpoint(self) -> None:
+        from .writer import CheckpointWriter
+
+        directory = self._checkpoint_dir
+        assert directory is not None
+        try:
+            os.makedirs(directory, exist_ok=True)
+            path = os.path.join(directory, f"{self._session_id}.telemetry.jsonl")
+            if os.path.exists(path):  # a session uid used again keeps the earlier file
+                path = os.path.join(
+                    directory, f"{self._session_id}.{int(time.time())}.telemetry.jsonl"
+                )
+            with open(path, "x", encoding="utf-8"):
+                pass
+        except OSError as exc:
+            raise ValueError(
+                f"start_telemetry: checkpoint_path: expected a writable directory, got "
+                f"{directory!r} ({exc.strerror or exc})"
+            ) from exc
+        self.checkpoint_file = path
+        self._writer = CheckpointWriter(path, self._session_id, self.ids.as_tuple())
+
+    async def stop(self, timeout: float = 60.0) -> None:
+        """Emit ``SessionEnded``, deliver every event, complete the file. Idempotent."""
+        if not self._running:
+            return
+        for loop_task in self._loops:
+            loop_task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        for _, sampler in self._samplers:
+            try:
+                sampler.close()
+            except Exception:
+                log.exception("resource sampler %r failed to close", sampler)
+        self._ended_at = time.time()
+        self.emit(
+            make_event(
+                SessionEnded,
+                session_id=self._session_id,
+                backend="rhapsody",
+                duration_seconds=self._ended_at - self._started_at,
+            )
+        )
+        self._running, self._stopped = False, True
+        otel = self._otel
+        assert otel is not None
+        otel.session_end = self._ended_at
+        writer, dispatch = self._writer, self._dispatch
+        if writer is not None:
+            writer.send([("Z", self._started_at, self._ended_at)])
+        self._sync_metrics()
+        self._export_spans(final=True)
+        closing = []
+        if writer is not None:
+            closing.append(asyncio.to_thread(writer.close, timeout))
+        if dispatch is not None:
+            closing.append(asyncio.to_thread(dispatch.close, timeout))
+        results = await asyncio.gather(*closing)
+        if dispatch is not None:
+            await dispatch.wait_async(timeout)
+        if not all(results):
+            log.error("telemetry of session %s did not finish cleanly", self._session_id)
+        with contextlib.suppress(Exception):
+            otel.shutdown()
+
+    # -- the session's tasks (called by the plugin) -----------------------------------------------
+
+    def on_changes(self, changes: Sequence[tuple[BaseTask, TaskState]]) -> None:
+        if not self._running:
+            return
+        out: list[Record] = []
+        append = out.append
+        seqs, counts, running = self._seq, self._counts, self._running_tasks
+        for task, state in changes:
+            if state is _SUBMITTED:
+                seq = self._next_seq
+                self._next_seq = seq + 1
+                seqs[task] = seq
+                append(
+                    (
+                        "S",
+                        seq,
+                        task.uid,
+                        task.backend,
+                        type(task).__name__,
+                        executable_of(task),
+                        task.submitted_at,
+                    )
+                )
+                counts["submitted"] += 1
+                self._unmetered_submitted.append(task)
+            elif state is _RUNNING:
+                if task not in seqs:
+                    continue
+                seq = seqs[task]
+                running.add(task)
+                self._unmetered_started.append(task)
+                append(("R", seq, task.started_at, task.host, task.worker))
+                counts["started"] += 1
+            else:
+                if task not in seqs:
+                    continue
+                seq = seqs.pop(task)
+                ran = task in running
+                if ran:
+                    running.remove(task)
+                self._ended.append((seq, task, ran))
+                value = state.value
+                counts[_COUNTER_OF[value][6:]] += 1
+                append(
+                    (
+                        "E",
+                        seq,
+                        value,
+                        task.ended_at,
+                        task.started_at,
+                        task.host,
+                        task.worker,
+                        error_type_of(task) if state is _FAILED else None,
+                        extra_attributes(task),
+                    )
+                )
+        if self._writer is not None:
+            self._writer.send(out)
+        if self._dispatch is not None and self._dispatch.subscribers:
+            self._dispatch.put(out)
+
+    # -- public API -------------------------------------------------------------------------------
+
+    def emit(self, event: BaseEvent) -> None:
+        """Send an event of your own (see ``define_event``) to the file and the subscribers."""
+        if not isinstance(event, BaseEvent):
+            raise TypeError(f"emit: event: expected a telemetry event, got {event!r}")
+        if not self._running:
+            return
+        self._other_events += 1
+        if self._writer is not None:
+            data = event_to_dict(event)
+            span = self.ids.session_span_id
+            task = None
+            if event.task_id is not None and self._session is not None:
+                task = self._session.tasks.get(event.task_id)
+            if task is not None and task in self._seq:
+                span = self.ids.task_span_id(self._seq[task])
+            data.update(trace_id=hex(self.ids.trace_id), span_id=hex(span), name=event.event_type)
+            self._writer.send([("V", data)])
+        if self._dispatch is not None and self._dispatch.subscribers:
+            self._dispatch.put([], [event])
+
+    def subscribe(self, callback: Callable[[BaseEvent], Any]) -> None:
+        """Call ``callback(event)`` for every event from now on: a sync callable on telemetry's
+        dispatch thread, an async one on the session's event loop. One that raises is logged."""
+        if not callable(callback):
+            raise TypeError(f"subscribe: callback: expected a callable, got {callback!r}")
+        self._subscribers.append(callback)
+        if self._dispatch is not None:
+            # Subscribed right after start_telemetry: it gets the session's start too.
+            early = self._running and not self._counts["submitted"]
+            self._dispatch.add(callback, [self._start_event] if early and self._start_event else ())
+
+    def read_metrics(self) -> Any:
+        """The OpenTelemetry ``MetricsData`` now (None before start)."""
+        if self._otel is None:
+            return None
+        self._sync_metrics()
+        return self._otel.metrics()
+
+    def read_traces(self) -> tuple[Any, ...]:
+        """Every finished span (OpenTelemetry ``ReadableSpan``): the session's and one per
+        ended task, in the order they ended."""
+        otel = self._otel
+        if otel is None:
+            return ()
+        spans = [otel.task_span(seq, task) for seq, task, _ in self._ended]
+        if self._ended_at is not None:
+            spans.append(otel.session_span(self._ended_at))
+        return tuple(spans)
+
+    def export_as_otlp(self, path: str | os.PathLike[str] | None = None) -> str:
+        """The finished spans as OTLP/JSON; written to ``path`` too when given."""
+        if self._otel is None:
+            raise RuntimeError("export_as_otlp: telemetry was not started")
+        text = otlp_json(self.read_traces(), self._otel.resource)
+        if path is not None:
+            target = os.fspath(path)
+            os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+            with open(target, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        return text
+
+    def task_count(self) -> dict[str, int]:
+        counts = self._counts
+        return {
+            "submitted": counts["submitted"],
+            "completed": counts["completed"],
+            "failed": counts["failed"],
+            "canceled": counts["canceled"],
+            "running": len(self._running_tasks),
+        }
+
+    def task_spans(self) -> list[dict[str, Any]]:
+        """One plain dict per ended task: task_id, backend, executable, task_type, status,
+        duration_seconds (submitted to ended), span_id, trace_id (and error_type)."""
+        out = []
+        trace = hex(self.ids.trace_id)
+        for seq, task, _ in self._ended:
+            submitted, ended = task.submitted_at or 0.0, task.ended_at or 0.0
+            record: dict[str, Any] = {
+                "task_id": task.uid,
+                "backend": task.backend,
+                "executable": executable_of(task),
+                "task_type": type(task).__name__,
+                "status": {"DONE": "completed", "FAILED": "failed"}.get(
+                    task.state.value, "canceled"
+                ),
+                "duration_seconds": round(max(ended - submitted, 0.0), 6),
+                "span_id": hex(self.ids.task_span_id(seq)),
+                "trace_id": trace,
+            }
+            if task.state is _FAILED:
+                record["error_type"] = error_type_of(task)
+            if task.started_at is None:
+                record["incomplete_lifecycle"] = True
+            out.append(record)
+        return out
+
+    def session_duration(self) -> float:
+        if not self._started_at:
+            return 0.0
+        end = self._ended_at if self._ended_at is not None else time.time()
+        return round(end - self._started_at, 6)
+
+    def summary(self) -> dict[str, Any]:
+        """Task counts, run-time statistics, session duration and the latest resource reading
+        per backend and node, as plain values."""
+        durations = [
+            task.ended_at - task.started_at
+            for _, task, _ in self._ended
+            if task.started_at is not None and task.ended_at is not None
+        ]
+        stats: dict[str, float] = {}
+        if durations:
+            stats = {
+                "total_seconds": round(sum(durations), 6),
+                "mean_seconds": round(sum(durations) / len(durations), 6),
+                "min_seconds": round(min(durations), 6),
+                "max_seconds": round(max(durations), 6),
+            }
+        return {
+            "session_id": self._session_id,
+            "duration_seconds": self.session_duration(),
+            "tasks": self.task_count(),
+            "duration": stats,
+            "resources": dict(self._last_resources),
+        }
+
+    # -- catching up ------------------------------------------------------------------------------
+
+    def _sync_metrics(self) -> None:
+        """Record into the meter provider what happened since the last call."""
+        otel = self._otel
+        if otel is None:
+            return
+        counts: dict[tuple[str, str, str], int] = {}
+
+        def bump(name: str, task: BaseTask, n: int = 1) -> None:
+            key = (name, task.backend or "", type(task).__name__)
+            counts[key] = counts.get(key, 0) + n
+
+        submitted, started = self._unmetered_submitted, self._unmetered_started
+        self._unmetered_submitted, self._unmetered_started = [], []
+        for task in submitted:
+            bump("tasks_submitted", task)
+        for task in started:
+            bump("tasks_started", task)
+            bump("tasks_running", task)
+        new = self._ended[self._metered :]
+        self._metered = len(self._ended)
+        for _, task, ran in new:
+            bump(_COUNTER_OF[task.state.value], task)
+            if ran:
+                bump("tasks_running", task, -1)
+        otel.add_counts(counts)
+        otel.record_durations(task for _, task, _ in new)
+
+    def _export_spans(self, final: bool = False) -> None:
+        otel = self._otel
+        if otel is None or not otel.span_processors:
+            return
+        start = self._exported
+        self._exported = len(self._ended)
+        spans = [otel.task_span(seq, task) for seq, task, _ in self._ended[start:]]
+        if final and self._ended_at is not None:
+            spans.append(otel.session_span(self._ended_at))
+        otel.export_spans(spans)
+
+    async def _export_periodically(self, every: float = 1.0) -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                self._export_spans()
+                if self._metric_readers:
+                    self._sync_metrics()
+            except Exception:
+                log.exception("exporting telemetry failed")
+
+    async def _checkpoints(self) -> None:
+        assert self._checkpoint_interval is not None
+        while True:
+            await asyncio.sleep(self._checkpoint_interval)
+            if self._writer is not None:
+                self._writer.send([("C", time.time())])
+
+    async def _poll_resources(self) -> None:
+        assert self._poll_interval is not None
+        while True:
+            for backend, sampler in self._samplers:
+                try:
+                    samples = await asyncio.wait_for(sampler.sample(), self._poll_interval * 4)
+                except Exception as exc:  # noqa: BLE001 - one sampler's failure skips one poll
+                    log.warning("resource sampler of backend %r failed: %r", backend, exc)
+                    continue
+                for sample in samples:
+                    self._resource_event(backend, sample)
+            await asyncio.sleep(self._poll_interval)
+
+    def _resource_event(self, backend: str, sample: Any) -> None:
+        fields = {
+            name: getattr(sample, name)
+            for name in (
+                "cpu_percent",
+                "memory_percent",
+                "gpu_percent",
+                "gpu_id",
+                "disk_read_bytes",
+                "disk_write_bytes",
+                "net_sent_bytes",
+                "net_recv_bytes",
+            )
+        }
+        event = make_event(
+            ResourceUpdate,
+            session_id=self._session_id,
+            backend=backend,
+            node_id=sample.node_id,
+            attributes=dict(sample.attributes),
+            **fields,
+        )
+        if sample.gpu_id is None:
+            self._last_resources[f"{backend}/{sample.node_id}"] = {
+                "backend": backend,
+                "node_id": sample.node_id,
+                **{k: v for k, v in fields.items() if k != "gpu_id"},
+                **dict(sample.attributes),
+            }
+            if self._otel is not None:
+                self._otel.record_resource(
+                    backend,
+                    sample.node_id,
+                    {
+                        "cpu": sample.cpu_percent,
+                        "mem": sample.memory_percent,
+                        "gpu": sample.gpu_percent,
+                    },
+                )
+        self.emit(event)

@@ -1,0 +1,249 @@
+"""What telemetry keeps of a task: compact record tuples, their ids, and events built from them.
+
+The session reports ``(task, state)`` changes; :func:`record_of` turns each into a tuple of
+plain values, cheap to build and to pickle (to the checkpoint writer process). Span and event ids
+are computed from a task's sequence number, so that the writer, the subscribers and the
+OpenTelemetry spans built later agree on them without passing them around.
+
+Records (``seq`` numbers tasks in submission order)::
+
+    ("S", seq, uid, backend, task_type, executable, submitted_at)
+    ("R", seq, started_at, host, worker)
+    ("E", seq, state, ended_at, started_at, host, worker, error_type, extra_attributes)
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from ..api.states import TaskState
+from .events import (
+    BaseEvent,
+    TaskCanceled,
+    TaskCompleted,
+    TaskCreated,
+    TaskFailed,
+    TaskQueued,
+    TaskStarted,
+    TaskSubmitted,
+)
+
+if TYPE_CHECKING:
+    from ..api.task import BaseTask
+
+Record = tuple[Any, ...]
+
+# Per-task event kinds, the low bits of a task event's id.
+CREATED, SUBMITTED, QUEUED, STARTED, ENDED = range(5)
+_U64 = (1 << 64) - 1
+
+
+@attrs.frozen
+class TraceIds:
+    """The ids of one session's trace: its trace id, the session span, task spans and events."""
+
+    trace_id: int
+    session_span_id: int
+    span_base: int
+    event_prefix: str  # 16 hex digits
+
+    @classmethod
+    def new(cls) -> TraceIds:
+        raw = int.from_bytes(os.urandom(32), "big")
+        return cls(
+            trace_id=(raw >> 128) or 1,
+            session_span_id=((raw >> 64) & _U64) or 1,
+            span_base=raw & _U64,
+            event_prefix=os.urandom(8).hex(),
+        )
+
+    def task_span_id(self, seq: int) -> int:
+        span = (self.span_base + seq + 1) & _U64
+        return span if span and span != self.session_span_id else (span ^ 0x5A5A) or 1
+
+    def task_event_id(self, seq: int, kind: int) -> str:
+        return f"{self.event_prefix}{(seq << 3 | kind) & _U64:016x}"
+
+    def other_event_id(self, n: int) -> str:
+        return f"{self.event_prefix}{(1 << 63 | n) & _U64:016x}"
+
+    def as_tuple(self) -> tuple[int, int, int, str]:
+        return (self.trace_id, self.session_span_id, self.span_base, self.event_prefix)
+
+
+def executable_of(task: Any) -> str:
+    """What a task runs, in a word: its executable, its function's name, or its model."""
+    exe = getattr(task, "executable", None)
+    if exe:
+        return str(exe)
+    fn = getattr(task, "function", None)
+    if fn is not None:
+        return str(getattr(fn, "__name__", None) or fn)
+    return str(getattr(task, "model", None) or "")
+
+
+def error_type_of(task: BaseTask) -> str:
+    exc = task.exception
+    return type(exc).__name__ if exc is not None else "unknown"
+
+
+def extra_attributes(task: Any) -> dict[str, Any] | None:
+    """Figures only some tasks have: a failure's message, an inference request's tokens."""
+    extra: dict[str, Any] = {}
+    if task.state is TaskState.FAILED and task.exception is not None:
+        text = str(task.exception).strip().splitlines()
+        extra["error"] = f"{type(task.exception).__name__}: {text[0][:200] if text else ''}"
+    usage = getattr(task, "usage", None)
+    if usage:
+        extra.update({k: usage[k] for k in ("prompt_tokens", "completion_tokens") if k in usage})
+    return extra or None
+
+
+# -- events from records (the subscribers' view; the writer formats the same fields) -------------
+
+
+@attrs.define(slots=True)
+class TaskInfo:
+    """What the submission record said of a task, kept until it ends."""
+
+    uid: str
+    backend: str
+    task_type: str
+    executable: str
+    submitted_at: float
+
+
+class EventBuilder:
+    """Turns records into the events they stand for (subscribers receive these)."""
+
+    def __init__(self, session_id: str, ids: TraceIds) -> None:
+        self.session_id, self.ids = session_id, ids
+        self.pending: dict[int, TaskInfo] = {}
+
+    def events(self, record: Record, emit_time: float) -> list[BaseEvent]:
+        kind, seq = record[0], record[1]
+        ids, sid = self.ids, self.session_id
+        if kind == "S":
+            _, _, uid, backend, task_type, exe, t = record
+            self.pending[seq] = TaskInfo(uid, backend, task_type, exe, t)
+            attributes = {"executable": exe, "task_type": task_type}
+            return [
+                cls(
+                    event_id=ids.task_event_id(seq, k),
+                    event_time=t,
+                    emit_time=emit_time,
+                    session_id=sid,
+                    backend=backend,
+                    task_id=uid,
+                    attributes=dict(attributes),
+                )
+                for cls, k in (
+                    (TaskCreated, CREATED),
+                    (TaskSubmitted, SUBMITTED),
+                    (TaskQueued, QUEUED),
+                )
+            ]
+        info = self.pending.get(seq)
+        if info is None:
+            return []
+        attributes = {"executable": info.executable, "task_type": info.task_type}
+        if kind == "R":
+            _, _, started, host, worker = record
+            if worker is not None:
+                attributes["worker"] = worker
+            return [
+                TaskStarted(
+                    event_id=ids.task_event_id(seq, STARTED),
+                    event_time=started,
+                    emit_time=emit_time,
+                    session_id=sid,
+                    backend=info.backend,
+                    task_id=info.uid,
+                    node_id=host,
+                    attributes=attributes,
+                )
+            ]
+        _, _, state, ended, started, host, worker, error_type, extra = record
+        del self.pending[seq]
+        duration, attributes = run_time_and_attributes(attributes, started, ended, worker, extra)
+        common = {
+            "event_id": ids.task_event_id(seq, ENDED),
+            "event_time": ended,
+            "emit_time": emit_time,
+            "session_id": sid,
+            "backend": info.backend,
+            "task_id": info.uid,
+            "node_id": host,
+            "duration_seconds": duration,
+        }
+        if state == "DONE":
+            return [TaskCompleted(attributes=attributes, **common)]
+        if state == "FAILED":
+            attributes["error_type"] = error_type
+            return [TaskFailed(attributes=attributes, error_type=error_type, **common)]
+        return [TaskCanceled(attributes=attributes, **common)]
+
+
+def run_time_and_attributes(
+    attributes: dict[str, Any],
+    started: float | None,
+    ended: float,
+    worker: str | None,
+    extra: dict[str, Any] | None,
+) -> tuple[float, dict[str, Any]]:
+    """A terminal event's ``duration_seconds`` and attributes (``incomplete_lifecycle`` when
+    the task never ran, as rhapsody-py marks it)."""
+    if worker is not None:
+        attributes["worker"] = worker
+    if extra:
+        attributes.update(extra)
+    if started is None:
+        attributes["incomplete_lifecycle"] = True
+        return 0.0, attributes
+    return max(ended - started, 0.0), attributes
+
+
+_STATUS = {"DONE": "completed", "FAILED": "failed", "CANCELED": "canceled"}
+
+
+def span_status(state: str) -> str:
+    return _STATUS[state]
+
+
+def span_attributes(
+    session_id: str,
+    info: TaskInfo,
+    state: str,
+    error_type: str | None,
+    host: str | None,
+    worker: str | None,
+    started: float | None,
+    ended: float,
+    extra: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """A task span's attributes (the same in the checkpoint file and in ``read_traces()``)."""
+    attributes: dict[str, Any] = {
+        "session_id": session_id,
+        "backend": info.backend,
+        "task_id": info.uid,
+        "executable": info.executable,
+        "task_type": info.task_type,
+        "status": _STATUS[state],
+    }
+    if state == "FAILED":
+        attributes["error_type"] = error_type or "unknown"
+    if host is not None:
+        attributes["host"] = host
+    if worker is not None:
+        attributes["worker"] = worker
+    if started is None:
+        attributes["incomplete_lifecycle"] = True
+    else:
+        attributes["queue_seconds"] = max(started - info.submitted_at, 0.0)
+        attributes["run_seconds"] = max(ended - started, 0.0)
+    if extra:
+        attributes.update(extra)
+    return attributes
