@@ -116,8 +116,8 @@ def test_progress_line_has_rate_and_eta():
     bar = SessionProgress(True)
     bar._started -= 2.0  # two seconds in
     task = ComputeTask(executable="/bin/true")
-    bar.on_changes([(task, TaskState.SUBMITTED)] * 100 + [(task, TaskState.RUNNING)] * 52)
-    bar.on_changes([(task, TaskState.DONE)] * 49 + [(task, TaskState.FAILED)])
+    bar.on_changes([task] * 152, [TaskState.SUBMITTED] * 100 + [TaskState.RUNNING] * 52)
+    bar.on_changes([task] * 50, [TaskState.DONE] * 49 + [TaskState.FAILED])
     line = bar.line()
     assert "50/100 done 49 failed 1 canceled 0 running 2" in line, line
     assert "/s" in line and "ETA 2" in line

@@ -23,3 +23,12 @@ def rhapsody_register_backends() -> list[BackendSpec]:
             ready=runtime_note,
         )
     ]
+
+
+@hookimpl
+def rhapsody_resource_samplers(backend: object) -> list[object] | None:
+    if not isinstance(backend, DragonExecutionBackendV3):
+        return None
+    from .sampling import DragonNodeSampler
+
+    return [DragonNodeSampler(backend)]

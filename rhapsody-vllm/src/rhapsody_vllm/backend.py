@@ -69,9 +69,9 @@ class VllmInferenceBackend(InferenceBackend):
     ``model`` is a model name or path, or a :class:`VllmModelConfig`. ``replicas`` servers are
     started (each its own process: an engine crash never takes the workflow down), bound to
     ``host`` (loopback by default). A replica that dies is restarted up to ``max_restarts`` times
-    and its in-flight requests are retried on a healthy replica (twice at most). A request that gets no
-    complete answer within ``request_timeout`` seconds (default 600; None: no limit) fails its
-    task with :class:`InferenceTimeoutError` (a task's own ``timeout`` applies as well).
+    and its in-flight requests are retried on a healthy replica (twice at most). A request that
+    gets no complete answer within ``request_timeout`` seconds (default 600; None: no limit)
+    fails its task with :class:`InferenceTimeoutError` (a task's own ``timeout`` applies too).
     """
 
     default_name: ClassVar[str] = "vllm"

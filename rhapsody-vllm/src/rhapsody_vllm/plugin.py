@@ -17,3 +17,12 @@ def rhapsody_register_backends() -> list[BackendSpec]:
         BackendSpec(name="vllm", cls=VllmInferenceBackend, kind="inference"),
         BackendSpec(name="dragon_vllm", cls=DragonVllmInferenceBackend, kind="inference"),
     ]
+
+
+@hookimpl
+def rhapsody_resource_samplers(backend: object) -> list[object] | None:
+    if not isinstance(backend, VllmInferenceBackend):
+        return None
+    from .sampling import VllmReplicaSampler
+
+    return [VllmReplicaSampler(backend)]

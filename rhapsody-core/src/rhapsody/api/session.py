@@ -98,7 +98,10 @@ class Session:
         self._on_changes: Any = None
         # (task, state) pairs for rhapsody_tasks_changed, flushed once per loop step; None
         # when no plugin observes them.
-        self._changes: list[tuple[BaseTask, TaskState]] | None = None
+        # (Two lists, not a list of pairs: a tuple per transition is garbage the collector
+        # then walks over every live task to reclaim -- the cost of observing, measured.)
+        self._changes: list[BaseTask] | None = None
+        self._change_states: list[TaskState] = []
         self._routing: RoutingTable | None = None
         self._telemetry: TelemetryManager | None = None  # for get_telemetry()
         # Tasks submitted as dicts -> those dicts, kept up to date until the task ends.
@@ -193,13 +196,15 @@ class Session:
         if changes is not None:
             if not changes and self.loop is not None:
                 self.loop.call_soon(self._flush_changes)
-            changes.append((task, state))
+            changes.append(task)
+            self._change_states.append(state)
 
     def _flush_changes(self) -> None:
         changes = self._changes
         if changes:
-            self._changes = []
-            self._call_hook(self._on_changes, changes=changes)
+            states = self._change_states
+            self._changes, self._change_states = [], []
+            self._call_hook(self._on_changes, tasks=changes, states=states)
 
     # -- telemetry --------------------------------------------------------------------------------
 
@@ -374,7 +379,7 @@ class Session:
         futures: list[asyncio.Future[Any]] = []
         append = futures.append
         on_submitted = self._on_submitted
-        changes = self._changes
+        changes, states = self._changes, self._change_states
         if changes is not None and not changes:
             loop.call_soon(self._flush_changes)
         sources = self._sources
@@ -397,11 +402,12 @@ class Session:
                 if on_submitted is not None:
                     on_submitted(task=task, backend=backend, session=self)
                 if changes is not None:
-                    changes.append((task, _SUBMITTED))
+                    changes.append(task)
+                    states.append(_SUBMITTED)
                 if i % CHUNK == CHUNK - 1:
                     await asyncio.sleep(0)
                     submitted_at = now()
-                    changes = self._changes  # flushed meanwhile: a new list
+                    changes, states = self._changes, self._change_states  # flushed: new lists
                     if changes is not None and not changes:
                         loop.call_soon(self._flush_changes)
             self._pending += len(group)

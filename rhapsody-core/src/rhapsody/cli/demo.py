@@ -50,7 +50,7 @@ def build_workload(size: int) -> list[ComputeTask]:
     return tasks
 
 
-async def run_demo(size: int, out: TextIO) -> int:
+async def run_demo(size: int, out: TextIO, telemetry: str | None = None) -> int:
     if size == 0:
         print("nothing to run: --tasks 0", file=out)
         return 0
@@ -59,7 +59,13 @@ async def run_demo(size: int, out: TextIO) -> int:
     started = time.perf_counter()
     backend = await ConcurrentExecutionBackend(name="local")
     # The session's own progress bar: drawn when a terminal (or Jupyter) is watching.
-    async with Session(backends=[backend], progress=True) as session:
+    session = Session(backends=[backend], progress=True)
+    recorder = None
+    if telemetry is not None:
+        recorder = await session.start_telemetry(
+            checkpoint_path=telemetry, resource_poll_interval=0.2
+        )
+    async with session:
         await session.submit_tasks(tasks)
         await session.wait_tasks(tasks)
     elapsed = time.perf_counter() - started
@@ -78,4 +84,6 @@ async def run_demo(size: int, out: TextIO) -> int:
     )
     for task in failed:
         print(f"  {type(task.exception).__name__}: {task.exception}", file=out)
+    if recorder is not None:
+        print(f"telemetry: {recorder.checkpoint_file}", file=out)
     return 0 if len(failed) == expected_failures else 1

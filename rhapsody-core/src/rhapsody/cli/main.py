@@ -38,7 +38,11 @@ def _demo(args: argparse.Namespace) -> int:
             f"rhapsody demo: --tasks: expected an integer >= 0, got {args.tasks}", file=sys.stderr
         )
         return 2
-    return asyncio.run(run_demo(args.tasks, sys.stdout))
+    try:
+        return asyncio.run(run_demo(args.tasks, sys.stdout, args.telemetry))
+    except (ValueError, ImportError) as exc:  # an unwritable directory, no OTel SDK
+        print(f"rhapsody demo: --telemetry: {exc}", file=sys.stderr)
+        return 2
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -77,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
         "terminal is watching, and print a summary.",
     )
     demo.add_argument("--tasks", type=int, default=200, metavar="N", help="number of tasks (200)")
+    demo.add_argument(
+        "--telemetry",
+        metavar="DIR",
+        help="record telemetry into DIR/<session>.telemetry.jsonl (see rhapsody report)",
+    )
     demo.set_defaults(run=_demo)
     report = sub.add_parser(
         "report",
@@ -102,7 +111,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "run", None) is None:  # `rhapsody` alone: say what it can do
         parser.print_help()
         return 0
-    return int(args.run(args))
+    try:
+        return int(args.run(args))
+    except BrokenPipeError:  # `rhapsody report ... | head`: the reader had enough
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

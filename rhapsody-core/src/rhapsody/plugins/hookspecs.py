@@ -77,15 +77,17 @@ def rhapsody_task_finished(task: BaseTask, session: Session) -> None:
 
 
 @hookspec
-def rhapsody_tasks_changed(changes: Sequence[tuple[BaseTask, TaskState]], session: Session) -> None:
-    """Tasks entered these states (SUBMITTED, RUNNING, DONE, FAILED, CANCELED), in order.
+def rhapsody_tasks_changed(
+    tasks: Sequence[BaseTask], states: Sequence[TaskState], session: Session
+) -> None:
+    """``tasks[i]`` entered ``states[i]`` (SUBMITTED, RUNNING, DONE, FAILED, CANCELED), in order.
 
-    The cheap way to observe every task: the session collects ``(task, state)`` pairs and calls
-    this once per event-loop step with all of them (once more at close, before
-    :func:`rhapsody_session_closing`), so an observer costs a list append per transition
+    The cheap way to observe every task: the session collects the changes and calls this once
+    per event-loop step with all of them (once more at close, before
+    :func:`rhapsody_session_closing`), so an observer costs two list appends per transition
     instead of a hook call. Read times and places from the task (``submitted_at``,
     ``started_at``, ``ended_at``, ``host``, ``worker``); the task may have moved on since.
-    Do not keep ``changes``: the session reuses nothing, but the list is yours only for the call.
+    The lists are the observer's to read during the call (iterate ``zip(tasks, states)``).
     """
 
 

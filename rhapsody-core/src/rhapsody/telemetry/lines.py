@@ -9,22 +9,10 @@ most of the file, and this is what lets the writer keep pace with a session doin
 from __future__ import annotations
 
 import json
-import math
 from json.encoder import encode_basestring_ascii as _q
 from typing import Any
 
-from .records import (
-    CREATED,
-    ENDED,
-    QUEUED,
-    STARTED,
-    SUBMITTED,
-    Record,
-    TaskInfo,
-    TraceIds,
-    run_time_and_attributes,
-    span_attributes,
-)
+from .records import CREATED, ENDED, QUEUED, STARTED, SUBMITTED, Record, TraceIds
 
 _dumps = json.JSONEncoder(default=str, ensure_ascii=True).encode
 
@@ -32,13 +20,41 @@ _dumps = json.JSONEncoder(default=str, ensure_ascii=True).encode
 def _num(value: float | None) -> str:
     if value is None:
         return "null"
-    if math.isfinite(value):
-        return repr(float(value))
-    return "null"
+    text = repr(value)
+    # nan/inf are not JSON; an int (a test's clock, say) is fine as it is
+    return text if text[-1].isdigit() else "null"
 
 
 def _str(value: str | None) -> str:
     return "null" if value is None else _q(value)
+
+
+_HEX = "0123456789abcdef"
+
+
+class _Task:
+    """A submitted task's pieces of JSON, made once and reused by each of its lines."""
+
+    __slots__ = ("backend", "exe", "ids", "mid", "span", "submitted", "t_json", "tail", "uid")
+
+    def __init__(
+        self, seq: int, uid: str, lines: CheckpointLines, backend: str, exe: str, submitted: float
+    ) -> None:
+        base = f"{lines.ids.event_prefix}{seq << 3:016x}"
+        head, nibble = base[:-1], (seq << 3) & 15
+        # the ids of its five events (the kind is in the low three bits)
+        self.ids = (
+            head + _HEX[nibble],
+            head + _HEX[nibble + 1],
+            head + _HEX[nibble + 2],
+            head + _HEX[nibble + 3],
+            head + _HEX[nibble + 4],
+        )
+        self.backend, self.uid, self.exe = backend, _q(uid), exe
+        self.submitted, self.t_json = submitted, "null"
+        self.span = hex(lines.ids.task_span_id(seq))
+        self.mid = f'"session_id": {lines.sid}, "backend": {backend}, "task_id": {self.uid}, '
+        self.tail = f'"trace_id": {lines.trace}, "span_id": "{self.span}", '
 
 
 class CheckpointLines:
@@ -46,10 +62,10 @@ class CheckpointLines:
 
     def __init__(self, session_id: str, ids: TraceIds) -> None:
         self.session_id, self.ids = session_id, ids
-        self._sid = _q(session_id)
-        self._trace = f'"{hex(ids.trace_id)}"'
+        self.sid = self._sid = _q(session_id)
+        self.trace = self._trace = f'"{hex(ids.trace_id)}"'
         self._parent = f'"{hex(ids.session_span_id)}"'
-        self.pending: dict[int, TaskInfo] = {}
+        self.pending: dict[int, _Task] = {}
         self.counts = {
             "tasks_submitted": 0,
             "tasks_started": 0,
@@ -60,110 +76,158 @@ class CheckpointLines:
         self.duration_count = 0
         self.duration_sum = 0.0
         self.resources: dict[tuple[str, str], dict[str, float]] = {}
+        # JSON of values many tasks share: backends, executables and task types
+        self._backends: dict[str, str] = {}
+        self._exes: dict[tuple[str, str], str] = {}
+        self._names: dict[str, str] = {}
 
     # -- task records -----------------------------------------------------------------------------
 
     def add(self, record: Record, emit_time: float, out: list[str]) -> None:
-        kind = record[0]
-        if kind == "S":
-            self._submitted(record, emit_time, out)
-        elif kind == "R":
-            self._started(record, emit_time, out)
-        elif kind == "E":
-            self._ended(record, emit_time, out)
-        elif kind == "V":
-            self.event_dict(record[1], out)
-        else:
-            raise ValueError(f"unknown telemetry record {record[:1]!r}")
+        self.add_all([record], emit_time, out)
 
-    def _head(self, seq: int, kind: int, etype: str, t: float, emit: float, info: TaskInfo) -> str:
-        return (
-            f'{{"event_id": "{self.ids.task_event_id(seq, kind)}", "event_type": "{etype}", '
-            f'"event_time": {_num(t)}, "emit_time": {_num(emit)}, "session_id": {self._sid}, '
-            f'"backend": {_q(info.backend)}, "task_id": {_q(info.uid)}, '
-        )
+    def add_all(self, records: list[Record], emit_time: float, out: list[str]) -> None:
+        """Format ``records`` (one batch: they share ``emit_time``) into ``out``."""
+        emit = _num(emit_time)
+        append = out.append
+        pending = self.pending
+        last_t, t_json = None, "null"  # tasks submitted together share their time
+        for record in records:
+            kind = record[0]
+            if kind == "S":
+                _, seq, uid, backend, task_type, exe, t = record
+                q_backend = self._backends.get(backend)
+                if q_backend is None:
+                    q_backend = self._backends[backend] = _q(backend)
+                exe_json = self._exes.get((exe, task_type))
+                if exe_json is None:
+                    exe_json = self._exes[(exe, task_type)] = (
+                        f'"executable": {_q(exe)}, "task_type": {_q(task_type)}'
+                    )
+                if len(self._exes) > 10000:  # every task its own executable: stop caching
+                    self._exes.clear()
+                if t != last_t:
+                    last_t, t_json = t, _num(t)
+                task = pending[seq] = _Task(seq, uid, self, q_backend, exe_json, t)
+                task.t_json = t_json
+                body = (
+                    f'"event_time": {t_json}, "emit_time": {emit}, {task.mid}"node_id": null, '
+                    f'"attributes": {{{task.exe}}}, {task.tail}"name": "'
+                )
+                for digit, etype in (
+                    (CREATED, "TaskCreated"),
+                    (SUBMITTED, "TaskSubmitted"),
+                    (QUEUED, "TaskQueued"),
+                ):
+                    append(
+                        f'{{"event_id": "{task.ids[digit]}", "event_type": "{etype}", '
+                        f'{body}{etype}", "section": "event"}}'
+                    )
+                self.counts["tasks_submitted"] += 1
+            elif kind == "R":
+                _, seq, started, host, worker = record
+                running = pending.get(seq)
+                if running is None:
+                    continue
+                task = running
+                more = "" if worker is None else f', "worker": {self._json(worker)}'
+                append(
+                    f'{{"event_id": "{task.ids[STARTED]}", "event_type": "TaskStarted", '
+                    f'"event_time": {_num(started)}, "emit_time": {emit}, {task.mid}'
+                    f'"node_id": {self._json(host)}, "attributes": {{{task.exe}{more}}}, '
+                    f"{task.tail}"
+                    '"name": "TaskStarted", "section": "event"}'
+                )
+                self.counts["tasks_started"] += 1
+            elif kind == "E":
+                self._ended(record, emit, out)
+            elif kind == "V":
+                self.event_dict(record[1], out)
+            else:
+                raise ValueError(f"unknown telemetry record {record[:1]!r}")
 
-    def _tail(self, seq: int, etype: str) -> str:
-        return (
-            f'"trace_id": {self._trace}, "span_id": "{hex(self.ids.task_span_id(seq))}", '
-            f'"name": "{etype}", "section": "event"}}'
-        )
+    def _json(self, text: str | None) -> str:
+        """JSON of a host or worker name (few, and repeated by every task: cached)."""
+        if text is None:
+            return "null"
+        known = self._names.get(text)
+        if known is None:
+            if len(self._names) > 10000:
+                self._names.clear()
+            known = self._names[text] = _q(text)
+        return known
 
-    def _submitted(self, record: Record, emit: float, out: list[str]) -> None:
-        _, seq, uid, backend, task_type, exe, t = record
-        info = self.pending[seq] = TaskInfo(uid, backend, task_type, exe, t)
-        attributes = f'"attributes": {{"executable": {_q(exe)}, "task_type": {_q(task_type)}}}, '
-        for kind, etype in (
-            (CREATED, "TaskCreated"),
-            (SUBMITTED, "TaskSubmitted"),
-            (QUEUED, "TaskQueued"),
-        ):
-            out.append(
-                self._head(seq, kind, etype, t, emit, info)
-                + f'"node_id": null, {attributes}'
-                + self._tail(seq, etype)
-            )
-        self.counts["tasks_submitted"] += 1
-
-    def _started(self, record: Record, emit: float, out: list[str]) -> None:
-        _, seq, started, host, worker = record
-        info = self.pending.get(seq)
-        if info is None:
-            return
-        attributes = {"executable": info.executable, "task_type": info.task_type}
-        if worker is not None:
-            attributes["worker"] = worker
-        out.append(
-            self._head(seq, STARTED, "TaskStarted", started, emit, info)
-            + f'"node_id": {_str(host)}, "attributes": {_dumps(attributes)}, '
-            + self._tail(seq, "TaskStarted")
-        )
-        self.counts["tasks_started"] += 1
-
-    def _ended(self, record: Record, emit: float, out: list[str]) -> None:
+    def _ended(self, record: Record, emit: str, out: list[str]) -> None:
         _, seq, state, ended, started, host, worker, error_type, extra = record
-        info = self.pending.pop(seq, None)
-        if info is None:
+        task = self.pending.pop(seq, None)
+        if task is None:
             return
-        duration, attributes = run_time_and_attributes(
-            {"executable": info.executable, "task_type": info.task_type},
-            started,
-            ended,
-            worker,
-            extra,
-        )
-        if state == "DONE":
-            etype, more = "TaskCompleted", ""
-            self.counts["tasks_completed"] += 1
-        elif state == "FAILED":
-            etype = "TaskFailed"
-            attributes["error_type"] = error_type
-            more = f', "error_type": {_q(error_type or "unknown")}'
-            self.counts["tasks_failed"] += 1
+        q_worker = None if worker is None else self._json(worker)
+        more = "" if q_worker is None else f', "worker": {q_worker}'
+        extra_json = ""
+        if extra:
+            extra_json = "".join(f", {_q(str(k))}: {_dumps(v)}" for k, v in extra.items())
+            more += extra_json
+        if started is None:
+            duration, duration_json = 0.0, "0.0"
+            more += ', "incomplete_lifecycle": true'
+            span_times = ', "incomplete_lifecycle": true'
         else:
-            etype, more = "TaskCanceled", ""
-            self.counts["tasks_canceled"] += 1
+            duration = ended - started
+            if duration < 0:
+                duration = 0.0
+            duration_json = _num(duration)
+            queued = started - task.submitted
+            span_times = (
+                f', "queue_seconds": {_num(queued if queued > 0 else 0.0)}, '
+                f'"run_seconds": {duration_json}'
+            )
+        counts = self.counts
+        q_error = "null"
+        if state == "DONE":
+            etype, fields, status = "TaskCompleted", "", "completed"
+            counts["tasks_completed"] += 1
+        elif state == "FAILED":
+            etype, status = "TaskFailed", "failed"
+            q_error = _q(error_type or "unknown")
+            more += f', "error_type": {q_error}'
+            fields = f', "error_type": {q_error}'
+            counts["tasks_failed"] += 1
+        else:
+            etype, fields, status = "TaskCanceled", "", "canceled"
+            counts["tasks_canceled"] += 1
         self.duration_count += 1
         self.duration_sum += duration
+        q_host = self._json(host)
+        ended_json = _num(ended)
         out.append(
-            self._head(seq, ENDED, etype, ended, emit, info)
-            + f'"node_id": {_str(host)}, "attributes": {_dumps(attributes)}, '
-            + f'"duration_seconds": {_num(duration)}{more}, '
-            + self._tail(seq, etype)
+            f'{{"event_id": "{task.ids[ENDED]}", "event_type": "{etype}", '
+            f'"event_time": {ended_json}, "emit_time": {emit}, {task.mid}'
+            f'"node_id": {q_host}, "attributes": {{{task.exe}{more}}}, '
+            f'"duration_seconds": {duration_json}{fields}, {task.tail}'
+            f'"name": "{etype}", "section": "event"}}'
         )
-        span = span_attributes(
-            self.session_id, info, state, error_type, host, worker, started, ended, extra
+        span = (
+            f'{{"session_id": {self._sid}, "backend": {task.backend}, "task_id": {task.uid}, '
+            f'{task.exe}, "status": "{status}"'
         )
-        start_ns, end_ns = int(info.submitted_at * 1e9), int(ended * 1e9)
+        if state == "FAILED":
+            span += f', "error_type": {q_error}'
+        if host is not None:
+            span += f', "host": {q_host}'
+        if q_worker is not None:
+            span += f', "worker": {q_worker}'
+        span += span_times + extra_json
+        submitted = task.submitted
         out.append(
-            f'{{"name": "task", "span_id": "{hex(self.ids.task_span_id(seq))}", '
+            f'{{"name": "task", "span_id": "{task.span}", '
             f'"trace_id": {self._trace}, "parent_span_id": {self._parent}, '
-            f'"start_ns": {start_ns}, "end_ns": {end_ns}, '
-            f'"start_time_s": {_num(start_ns / 1e9)}, "end_time_s": {_num(end_ns / 1e9)}, '
-            f'"duration_ms": {_num(round((end_ns - start_ns) / 1e6, 3))}, '
+            f'"start_ns": {int(submitted * 1e9)}, "end_ns": {int(ended * 1e9)}, '
+            f'"start_time_s": {task.t_json}, "end_time_s": {ended_json}, '
+            f'"duration_ms": {(ended - submitted) * 1e3:.3f}, '
             f'"status_code": "{"OK" if state == "DONE" else "ERROR"}", '
-            f'"status_description": {_str(error_type if state == "FAILED" else None)}, '
-            f'"attributes": {_dumps(span)}, "section": "span"}}'
+            f'"status_description": {q_error}, '
+            f'"attributes": {span}}}, "section": "span"}}'
         )
 
     # -- other lines ------------------------------------------------------------------------------

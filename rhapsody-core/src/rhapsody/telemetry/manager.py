@@ -14,7 +14,8 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from array import array
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..api.states import TaskState
@@ -27,7 +28,7 @@ from .events import (
     make_event,
 )
 from .otel import OtelView, otlp_json, require_sdk
-from .records import EventBuilder, Record, TraceIds, error_type_of, executable_of, extra_attributes
+from .records import EventBuilder, TraceIds, error_type_of, executable_of, extra_attributes
 from .subscribers import SubscriberDispatch
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 
 _SUBMITTED, _RUNNING, _FAILED = TaskState.SUBMITTED, TaskState.RUNNING, TaskState.FAILED
 _COUNTER_OF = {"DONE": "tasks_completed", "FAILED": "tasks_failed", "CANCELED": "tasks_canceled"}
+_VALUE = {state: state.value for state in TaskState}  # Enum.value is a slow descriptor
 
 
 def _positive(name: str, value: object, allow_none: bool) -> float | None:
@@ -99,10 +101,12 @@ class TelemetryManager:
         # per task: sequence numbers of tasks not ended, and (seq, task) of those that ended
         self._next_seq = 0
         self._seq: dict[BaseTask, int] = {}
-        self._ended: list[tuple[int, BaseTask, bool]] = []  # (seq, task, ran)
-        self._counts: dict[str, int] = dict.fromkeys(
-            ("submitted", "started", "completed", "failed", "canceled"), 0
-        )
+        # tasks that ended, their sequence numbers, and whether they were seen running
+        self._ended_tasks: list[BaseTask] = []
+        self._ended_seqs = array("q")
+        self._ended_ran = bytearray()
+        # submitted, and by terminal state (the state's value)
+        self._counts: dict[str, int] = dict.fromkeys(("submitted", "DONE", "FAILED", "CANCELED"), 0)
         self._running_tasks: set[BaseTask] = set()
         # metrics and span processors catch up from here
         self._unmetered_submitted: list[BaseTask] = []
@@ -184,8 +188,8 @@ class TelemetryManager:
             loop_task.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
         for _, sampler in self._samplers:
-            try:
-                sampler.close()
+            try:  # in a thread: stopping a remote sampler may wait on its runtime
+                await asyncio.wait_for(asyncio.to_thread(sampler.close), timeout)
             except Exception:
                 log.exception("resource sampler %r failed to close", sampler)
         self._ended_at = time.time()
@@ -203,8 +207,9 @@ class TelemetryManager:
         otel.session_end = self._ended_at
         writer, dispatch = self._writer, self._dispatch
         if writer is not None:
-            writer.send([("Z", self._started_at, self._ended_at)])
-        self._sync_metrics()
+            writer.send(["Z", self._started_at, self._ended_at])
+        if self._metric_readers:  # theirs get the final figures; ours are made when read
+            self._sync_metrics()
         self._export_spans(final=True)
         closing = []
         if writer is not None:
@@ -221,65 +226,79 @@ class TelemetryManager:
 
     # -- the session's tasks (called by the plugin) -----------------------------------------------
 
-    def on_changes(self, changes: Sequence[tuple[BaseTask, TaskState]]) -> None:
+    def on_changes(self, tasks: Sequence[BaseTask], states: Sequence[TaskState]) -> None:
         if not self._running:
             return
-        out: list[Record] = []
-        append = out.append
+        # Records go out flat (``"S", seq, ...``, see .records): nothing per task outlives the
+        # call but what must, because what accumulates is what makes the collector run.
+        out: list[Any] = []
+        extend = out.extend
+        dispatch = self._dispatch
+        # records only for someone to read them: the file, or subscribers
+        keep = self._writer is not None or (dispatch is not None and bool(dispatch.subscribers))
         seqs, counts, running = self._seq, self._counts, self._running_tasks
-        for task, state in changes:
+        submitted, started = self._unmetered_submitted.append, self._unmetered_started.append
+        ended_tasks, ended_seqs = self._ended_tasks.append, self._ended_seqs.append
+        ended_ran = self._ended_ran.append
+        seq = self._next_seq
+        for task, state in zip(tasks, states, strict=True):
             if state is _SUBMITTED:
-                seq = self._next_seq
-                self._next_seq = seq + 1
                 seqs[task] = seq
-                append(
-                    (
-                        "S",
-                        seq,
-                        task.uid,
-                        task.backend,
-                        type(task).__name__,
-                        executable_of(task),
-                        task.submitted_at,
+                submitted(task)
+                if keep:
+                    extend(
+                        (
+                            "S",
+                            seq,
+                            task.uid,
+                            task.backend,
+                            type(task).__name__,
+                            executable_of(task),
+                            task.submitted_at,
+                        )
                     )
-                )
-                counts["submitted"] += 1
-                self._unmetered_submitted.append(task)
+                seq += 1
             elif state is _RUNNING:
-                if task not in seqs:
+                mine = seqs.get(task)
+                if mine is None:
                     continue
-                seq = seqs[task]
                 running.add(task)
-                self._unmetered_started.append(task)
-                append(("R", seq, task.started_at, task.host, task.worker))
-                counts["started"] += 1
+                started(task)
+                if keep:
+                    extend(("R", mine, task.started_at, task.host, task.worker))
             else:
-                if task not in seqs:
+                mine = seqs.pop(task, None)
+                if mine is None:
                     continue
-                seq = seqs.pop(task)
                 ran = task in running
                 if ran:
                     running.remove(task)
-                self._ended.append((seq, task, ran))
-                value = state.value
-                counts[_COUNTER_OF[value][6:]] += 1
-                append(
-                    (
-                        "E",
-                        seq,
-                        value,
-                        task.ended_at,
-                        task.started_at,
-                        task.host,
-                        task.worker,
-                        error_type_of(task) if state is _FAILED else None,
-                        extra_attributes(task),
+                ended_tasks(task)
+                ended_seqs(mine)
+                ended_ran(ran)
+                value = _VALUE[state]
+                counts[value] += 1
+                if keep:
+                    extend(
+                        (
+                            "E",
+                            mine,
+                            value,
+                            task.ended_at,
+                            task.started_at,
+                            task.host,
+                            task.worker,
+                            error_type_of(task) if state is _FAILED else None,
+                            extra_attributes(task),
+                        )
                     )
-                )
-        if self._writer is not None:
-            self._writer.send(out)
-        if self._dispatch is not None and self._dispatch.subscribers:
-            self._dispatch.put(out)
+        counts["submitted"] += seq - self._next_seq
+        self._next_seq = seq
+        if out:
+            if self._writer is not None:
+                self._writer.send(out)
+            if dispatch is not None and dispatch.subscribers:
+                dispatch.put(out)
 
     # -- public API -------------------------------------------------------------------------------
 
@@ -299,7 +318,7 @@ class TelemetryManager:
             if task is not None and task in self._seq:
                 span = self.ids.task_span_id(self._seq[task])
             data.update(trace_id=hex(self.ids.trace_id), span_id=hex(span), name=event.event_type)
-            self._writer.send([("V", data)])
+            self._writer.send(["V", data])
         if self._dispatch is not None and self._dispatch.subscribers:
             self._dispatch.put([], [event])
 
@@ -327,7 +346,7 @@ class TelemetryManager:
         otel = self._otel
         if otel is None:
             return ()
-        spans = [otel.task_span(seq, task) for seq, task, _ in self._ended]
+        spans = [otel.task_span(seq, task) for seq, task in self._ended_pairs()]
         if self._ended_at is not None:
             spans.append(otel.session_span(self._ended_at))
         return tuple(spans)
@@ -348,9 +367,9 @@ class TelemetryManager:
         counts = self._counts
         return {
             "submitted": counts["submitted"],
-            "completed": counts["completed"],
-            "failed": counts["failed"],
-            "canceled": counts["canceled"],
+            "completed": counts["DONE"],
+            "failed": counts["FAILED"],
+            "canceled": counts["CANCELED"],
             "running": len(self._running_tasks),
         }
 
@@ -359,7 +378,7 @@ class TelemetryManager:
         duration_seconds (submitted to ended), span_id, trace_id (and error_type)."""
         out = []
         trace = hex(self.ids.trace_id)
-        for seq, task, _ in self._ended:
+        for seq, task in self._ended_pairs():
             submitted, ended = task.submitted_at or 0.0, task.ended_at or 0.0
             record: dict[str, Any] = {
                 "task_id": task.uid,
@@ -391,7 +410,7 @@ class TelemetryManager:
         per backend and node, as plain values."""
         durations = [
             task.ended_at - task.started_at
-            for _, task, _ in self._ended
+            for task in self._ended_tasks
             if task.started_at is not None and task.ended_at is not None
         ]
         stats: dict[str, float] = {}
@@ -412,6 +431,9 @@ class TelemetryManager:
 
     # -- catching up ------------------------------------------------------------------------------
 
+    def _ended_pairs(self, start: int = 0) -> Iterator[tuple[int, BaseTask]]:
+        return zip(self._ended_seqs[start:], self._ended_tasks[start:], strict=True)
+
     def _sync_metrics(self) -> None:
         """Record into the meter provider what happened since the last call."""
         otel = self._otel
@@ -430,22 +452,24 @@ class TelemetryManager:
         for task in started:
             bump("tasks_started", task)
             bump("tasks_running", task)
-        new = self._ended[self._metered :]
-        self._metered = len(self._ended)
-        for _, task, ran in new:
-            bump(_COUNTER_OF[task.state.value], task)
-            if ran:
+        start = self._metered
+        new = self._ended_tasks[start:]
+        ran = self._ended_ran[start:]
+        self._metered = start + len(new)
+        for task, was_running in zip(new, ran, strict=True):
+            bump(_COUNTER_OF[_VALUE[task.state]], task)
+            if was_running:
                 bump("tasks_running", task, -1)
         otel.add_counts(counts)
-        otel.record_durations(task for _, task, _ in new)
+        otel.record_durations(new)
 
     def _export_spans(self, final: bool = False) -> None:
         otel = self._otel
         if otel is None or not otel.span_processors:
             return
         start = self._exported
-        self._exported = len(self._ended)
-        spans = [otel.task_span(seq, task) for seq, task, _ in self._ended[start:]]
+        self._exported = len(self._ended_tasks)
+        spans = [otel.task_span(seq, task) for seq, task in self._ended_pairs(start)]
         if final and self._ended_at is not None:
             spans.append(otel.session_span(self._ended_at))
         otel.export_spans(spans)
@@ -465,7 +489,7 @@ class TelemetryManager:
         while True:
             await asyncio.sleep(self._checkpoint_interval)
             if self._writer is not None:
-                self._writer.send([("C", time.time())])
+                self._writer.send(["C", time.time()])
 
     async def _poll_resources(self) -> None:
         assert self._poll_interval is not None

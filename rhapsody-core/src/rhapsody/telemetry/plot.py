@@ -8,17 +8,44 @@ utilisation the resource samples recorded. ``.png``, ``.svg`` and ``.html`` (an 
 
 from __future__ import annotations
 
+import heapq
 import io
 import os
 from collections import defaultdict
-from typing import Any
 
-from .report import Checkpoint, ReportError
+from .report import Checkpoint, ReportError, TaskRow
 
 DETAIL_LIMIT = 3000  # tasks drawn one bar each; more are aggregated per lane and time slice
 MAX_LANES = 40
 SLICES = 300
 COLOURS = {"completed": "#2e7d32", "failed": "#c62828", "canceled": "#9e9e9e"}
+
+
+def lanes_of(rows: list[TaskRow]) -> dict[str, list[TaskRow]]:
+    """Tasks by worker; workers that ran one task each (a process per executable) are packed
+    into as few "process slot" lanes per host as their overlaps allow."""
+    lanes: dict[str, list[TaskRow]] = defaultdict(list)
+    for r in rows:
+        lanes[r.lane].append(r)
+    single = [name for name, tasks in lanes.items() if len(tasks) == 1]
+    if len(single) <= 10:
+        return lanes
+    by_host: dict[str, list[TaskRow]] = defaultdict(list)
+    for name in single:
+        (task,) = lanes.pop(name)
+        by_host[name.split(" / ")[0] if " / " in name else "?"].append(task)
+    for host, tasks in by_host.items():
+        slots: list[tuple[float, int]] = []  # (end, slot) heap
+        count = 0
+        for task in sorted(tasks, key=lambda t: t.started if t.started is not None else t.ended):
+            start = task.started if task.started is not None else task.ended
+            if slots and slots[0][0] <= start:
+                _, slot = heapq.heappop(slots)
+            else:
+                slot, count = count, count + 1
+            heapq.heappush(slots, (task.ended, slot))
+            lanes[f"{host} / process slot {slot:02d}"].append(task)
+    return lanes
 
 
 def plot(data: Checkpoint, target: str) -> str:
@@ -43,9 +70,7 @@ def plot(data: Checkpoint, target: str) -> str:
     t0 = min(r.submitted for r in rows)
     t1 = max(r.ended for r in rows)
     span = max(t1 - t0, 1e-6)
-    lanes: dict[str, list[Any]] = defaultdict(list)
-    for r in rows:
-        lanes[r.lane].append(r)
+    lanes = lanes_of(rows)
     names = sorted(lanes, key=lambda n: (-len(lanes[n]), n))
     hidden = len(names) - MAX_LANES
     names = sorted(names[:MAX_LANES])
@@ -60,12 +85,11 @@ def plot(data: Checkpoint, target: str) -> str:
     if detailed:
         for y, name in enumerate(names):
             for status, colour in COLOURS.items():
+                least = span / (2000 if status == "completed" else 300)  # failures stay visible
                 bars = [
                     (
                         (r.started if r.started is not None else r.ended) - t0,
-                        max(
-                            r.ended - (r.started if r.started is not None else r.ended), span / 2000
-                        ),
+                        max(r.ended - (r.started if r.started is not None else r.ended), least),
                     )
                     for r in lanes[name]
                     if r.status == status

@@ -27,7 +27,7 @@ PLUGIN_NAME = "rhapsody.telemetry"
 
 
 class SessionObserver(Protocol):
-    def on_changes(self, changes: Sequence[tuple[BaseTask, TaskState]]) -> None: ...
+    def on_changes(self, tasks: Sequence[BaseTask], states: Sequence[TaskState]) -> None: ...
 
     async def stop(self, timeout: float = 60.0) -> None: ...
 
@@ -38,11 +38,11 @@ class ObserversPlugin:
 
     @hookimpl
     def rhapsody_tasks_changed(
-        self, changes: Sequence[tuple[BaseTask, TaskState]], session: Session
+        self, tasks: Sequence[BaseTask], states: Sequence[TaskState], session: Session
     ) -> None:
         for observer in self.observers.get(session, ()):
             try:
-                observer.on_changes(changes)
+                observer.on_changes(tasks, states)
             except Exception:  # one observer's bug must not starve the others
                 log.exception("%r failed on task changes", observer)
 

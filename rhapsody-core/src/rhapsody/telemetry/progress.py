@@ -56,9 +56,9 @@ class SessionProgress:
     def enabled(self) -> bool:
         return self.style != "off"
 
-    def on_changes(self, changes: Sequence[tuple[BaseTask, TaskState]]) -> None:
+    def on_changes(self, tasks: Sequence[BaseTask], states: Sequence[TaskState]) -> None:
         counts = self.counts
-        for _, state in changes:
+        for state in states:
             if state is _SUBMITTED:
                 counts["submitted"] += 1
             elif state is _RUNNING:

@@ -10,11 +10,16 @@ Records (``seq`` numbers tasks in submission order)::
     ("S", seq, uid, backend, task_type, executable, submitted_at)
     ("R", seq, started_at, host, worker)
     ("E", seq, state, ended_at, started_at, host, worker, error_type, extra_attributes)
+
+and, for the writer, ``("V", event_dict)``, ``("C", time)`` (a metric snapshot), ``("Z", start,
+end)`` (the session span) and ``("H", session_id, ids)`` (the header). The session's process
+sends them flattened into one list per batch (:func:`split_records` undoes it).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -35,6 +40,17 @@ if TYPE_CHECKING:
     from ..api.task import BaseTask
 
 Record = tuple[Any, ...]
+WIDTH = {"S": 7, "R": 5, "E": 9, "V": 2, "C": 2, "Z": 3, "H": 3}
+
+
+def split_records(flat: list[Any]) -> Iterator[Record]:
+    """The records of a flat batch (``["S", 0, ..., "R", 0, ...]``)."""
+    i, n = 0, len(flat)
+    while i < n:
+        width = WIDTH[flat[i]]
+        yield tuple(flat[i : i + width])
+        i += width
+
 
 # Per-task event kinds, the low bits of a task event's id.
 CREATED, SUBMITTED, QUEUED, STARTED, ENDED = range(5)

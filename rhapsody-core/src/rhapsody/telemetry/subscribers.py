@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .events import BaseEvent
-from .records import EventBuilder, Record
+from .records import EventBuilder, split_records
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class SubscriberDispatch:
         self.subscribers: list[Callable[[BaseEvent], Any]] = []
         self._builder, self._loop = builder, loop
         self._queue: queue.SimpleQueue[
-            tuple[list[Record], list[BaseEvent], Callable[[BaseEvent], Any] | None] | None
+            tuple[list[Any], list[BaseEvent], Callable[[BaseEvent], Any] | None] | None
         ] = queue.SimpleQueue()
         self._pending: set[concurrent.futures.Future[Any]] = set()
         self._thread: threading.Thread | None = None
@@ -50,8 +50,8 @@ class SubscriberDispatch:
             )
             self._thread.start()
 
-    def put(self, records: list[Record], events: list[BaseEvent] | None = None) -> None:
-        """Records (turned into events on the dispatch thread) and ready events, in order."""
+    def put(self, records: list[Any], events: list[BaseEvent] | None = None) -> None:
+        """Records, flat (turned into events on the dispatch thread), then ready events."""
         self._queue.put((records, events or [], None))
 
     def _run(self) -> None:
@@ -64,7 +64,7 @@ class SubscriberDispatch:
             records, ready, only = item
             emit = time.time()
             events: list[BaseEvent] = []
-            for record in records:
+            for record in split_records(records):
                 events.extend(self._builder.events(record, emit))
             events.extend(ready)
             callbacks = [only] if only is not None else list(self.subscribers)

@@ -49,9 +49,10 @@ class CheckpointWriter:
             target=self._pump, name="rhapsody-telemetry-writer", daemon=True
         )
         self._thread.start()
-        self.send([("H", session_id, ids)])
+        self.send(["H", session_id, ids])
 
     def send(self, records: list[Any]) -> None:
+        """Queue a batch of records, flat (see :mod:`.records`)."""
         if records:
             self._queue.put(pickle.dumps(records, pickle.HIGHEST_PROTOCOL))
 
@@ -107,27 +108,32 @@ def _read_frames(stdin: IO[bytes]) -> Any:
 
 def main(argv: list[str]) -> int:
     from .lines import CheckpointLines
-    from .records import TraceIds
+    from .records import TraceIds, split_records
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     (path,) = argv
     lines: CheckpointLines | None = None
     with open(path, "a", encoding="utf-8", buffering=1 << 20) as out_file:
-        for records in _read_frames(sys.stdin.buffer):
+        for flat in _read_frames(sys.stdin.buffer):
+            records = list(split_records(flat))
             out: list[str] = []
             emit = time.time()
-            for record in records:
-                kind = record[0]
-                if kind == "H":
-                    lines = CheckpointLines(record[1], TraceIds(*record[2]))
-                elif lines is None:
-                    continue
-                elif kind == "C":
-                    out.append(lines.metric_line(record[1]))
-                elif kind == "Z":
-                    out.append(lines.session_span_line(record[1], record[2]))
-                else:
-                    lines.add(record, emit, out)
+            if records and records[0][0] == "H":
+                header = records.pop(0)
+                lines = CheckpointLines(header[1], TraceIds(*header[2]))
+            if lines is None:
+                continue
+            if records and records[0][0] in "SRE" and records[-1][0] in "SRE":
+                lines.add_all(records, emit, out)  # the usual batch: task records only
+            else:
+                for record in records:
+                    kind = record[0]
+                    if kind == "C":
+                        out.append(lines.metric_line(record[1]))
+                    elif kind == "Z":
+                        out.append(lines.session_span_line(record[1], record[2]))
+                    else:
+                        lines.add(record, emit, out)
             if out:
                 out_file.write("\n".join(out))
                 out_file.write("\n")
