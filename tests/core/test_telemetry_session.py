@@ -397,3 +397,49 @@ async def test_close_with_tasks_still_running_ends_them_in_the_file(tmp_path) ->
     assert sum(1 for x in lines if x.get("event_type") == "TaskCanceled") == 3
     assert telemetry.task_count()["canceled"] == 3
     assert [x for x in lines if x["section"] == "metric"][-1]["tasks_running"] == 0
+
+
+async def test_a_plugins_sampler_is_polled_and_a_lost_cancel_does_not_hold_close(caplog) -> None:
+    from rhapsody.plugins import hookimpl, register, unregister
+    from rhapsody.telemetry import ResourceSample
+
+    class Stubborn:
+        """A third party's sampler that swallows cancellation (as asyncio.wait_for can)."""
+
+        polls = 0
+        closed = False
+
+        async def sample(self):
+            Stubborn.polls += 1
+            try:
+                await asyncio.sleep(0.001)
+            except asyncio.CancelledError:
+                pass
+            return [ResourceSample(node_id="gadget", attributes={"temperature": 41.5})]
+
+        def close(self) -> None:
+            Stubborn.closed = True
+
+    class GadgetPlugin:
+        @hookimpl
+        def rhapsody_resource_samplers(self, backend):
+            return [Stubborn()] if backend.name == "gadget" else None
+
+    register(GadgetPlugin(), name="gadget-sampler")
+    try:
+        session = Session(backends=[ConcurrentExecutionBackend(name="gadget")])
+        session.shutdown_timeout = 3
+        telemetry = await session.start_telemetry(resource_poll_interval=0.001)
+        got = []
+        telemetry.subscribe(got.append)
+        caplog.set_level(logging.ERROR)
+        async with session:
+            while Stubborn.polls < 20:
+                await asyncio.sleep(0.01)
+        assert "did not finish closing" not in caplog.text
+        assert Stubborn.closed
+        gadget = [e for e in got if e.event_type == "ResourceUpdate" and e.node_id == "gadget"]
+        assert gadget and gadget[0].attributes == {"temperature": 41.5}
+        assert gadget[0].backend == "gadget" and gadget[0].cpu_percent is None
+    finally:
+        unregister("gadget-sampler")

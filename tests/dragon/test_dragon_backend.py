@@ -14,6 +14,7 @@ from rhapsody.api import ComputeTask, Session, TaskExecutionError, TaskState
 from rhapsody.backends import ConcurrentExecutionBackend, DragonExecutionBackendV3
 from rhapsody.backends.execution import DragonExecutionBackend
 
+from ..conftest import wait_until
 from . import payloads
 
 
@@ -166,3 +167,29 @@ async def test_where_and_when_tasks_ran(session):
     for task in (fn, exe, job):
         assert task.submitted_at <= task.started_at <= task.ended_at
     assert exe.run_time >= 0.15
+
+
+async def test_telemetry_samples_each_node_and_leaves_no_sampler(dragon, tmp_path):
+    from rhapsody_dragon.runtime import node_hostnames
+    from rhapsody_dragon.worker_side import marked_pids
+
+    session = Session(backends=[dragon], work_dir=tmp_path)
+    telemetry = await session.start_telemetry(resource_poll_interval=0.2, checkpoint_path=tmp_path)
+    samples = []
+    telemetry.subscribe(lambda e: samples.append(e) if e.event_type == "ResourceUpdate" else None)
+    (sampler,) = [s for _, s in telemetry._samplers]
+    tasks = [ComputeTask(function=payloads.square, args=(i,)) for i in range(10)]
+    async with session:
+        await session.submit_tasks(tasks)
+        await session.wait_tasks(tasks)
+        deadline = asyncio.get_running_loop().time() + 30
+        while not samples and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.1)  # the node readers start with the first poll
+        assert wait_until(lambda: bool(marked_pids(sampler.owner)), timeout=5)
+    assert samples, "no resource sample from the Dragon node"
+    assert {e.node_id for e in samples} <= set(node_hostnames())
+    assert all(e.backend == "dragon" and 0 <= e.cpu_percent <= 100 for e in samples)
+    assert all(0 < e.memory_percent < 100 for e in samples)
+    assert wait_until(lambda: not marked_pids(sampler.owner), timeout=15)  # readers killed
+    spans = [s for s in telemetry.read_traces() if s.name == "task"]
+    assert len(spans) == 10 and all(s.attributes["host"] in node_hostnames() for s in spans)

@@ -167,6 +167,37 @@ async def test_endpoint_mode_and_per_task_endpoint(served: VllmInferenceBackend)
     assert served.endpoints == [url]  # closing that session left the managed server alone
 
 
+async def test_telemetry_samples_replicas_and_counts_tokens(served: VllmInferenceBackend) -> None:
+    (url,) = served.endpoints
+    backend = VllmInferenceBackend(name="measured", endpoint=url)
+    session = Session(backends=[backend])
+    telemetry = await session.start_telemetry(resource_poll_interval=0.1)
+    events = []
+    telemetry.subscribe(events.append)
+    tasks = [
+        AITask(prompt="Hello", max_tokens=5, task_backend_specific_kwargs=EXACT) for _ in range(4)
+    ]
+    async with session:
+        await run(session, *tasks)
+        await asyncio.sleep(0.3)
+    samples = [e for e in events if e.event_type == "ResourceUpdate"]
+    root = url.removesuffix("/v1")
+    assert samples and {e.node_id for e in samples} == {root}
+    assert all(e.backend == "measured" and e.attributes["host"] == "127.0.0.1" for e in samples)
+    assert all(e.attributes["requests_running"] >= 0 for e in samples)
+    assert all(e.attributes["requests_waiting"] >= 0 for e in samples)
+    done = [e for e in events if e.event_type == "TaskCompleted"]
+    assert len(done) == 4
+    assert all(
+        e.attributes["completion_tokens"] == 5 and e.attributes["prompt_tokens"] > 0 for e in done
+    )
+    spans = [s for s in telemetry.read_traces() if s.name == "task"]
+    assert all(
+        s.attributes["task_type"] == "AITask" and s.attributes["completion_tokens"] == 5
+        for s in spans
+    )
+
+
 async def test_vllm_sockets_live_in_the_backends_directory(served: VllmInferenceBackend) -> None:
     assert sockets_in(os.path.join(served._log_dir or "", "sockets-0"))
 

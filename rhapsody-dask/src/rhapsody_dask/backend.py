@@ -484,6 +484,7 @@ async def _result_or_error(future: Future[Any]) -> Any:
 
 async def _quietly(awaitable: Any) -> None:
     try:
-        await asyncio.wait_for(awaitable, 10)
+        async with asyncio.timeout(10):  # not wait_for: in 3.11 it can lose a cancel
+            await awaitable
     except Exception as exc:  # noqa: BLE001 - best effort while canceling
         log.debug("dask cancel step failed: %s", exc)

@@ -27,10 +27,12 @@ class DaskConnection:
     async def close(self, timeout: float = 10.0) -> None:
         if self.owns_client:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.client.close(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self.client.close()
         if self.owns_cluster and self.cluster is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.cluster.close(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self.cluster.close()
 
 
 def _in_this_loop(client: Client) -> bool:

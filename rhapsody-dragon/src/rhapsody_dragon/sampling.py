@@ -10,14 +10,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue as stdlib_queue
-import socket
 import time
+import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from rhapsody.telemetry.sampling import ResourceSample
 
 from .global_services import GS_LOCK, destroy_queue, kill_process, new_queue, start_process
+from .worker_side import MARK_OWNER
 
 if TYPE_CHECKING:
     from .backend import DragonExecutionBackendV3
@@ -27,11 +28,11 @@ log = logging.getLogger(__name__)
 EVERY = 1.0  # seconds between readings on a node
 
 
-def node_reader(readings: Any, every: float = EVERY) -> None:
-    """Runs on a node: put ``(host, cpu %, memory %, time)`` on ``readings`` every ``every`` s."""
+def node_reader(readings: Any, host: str, every: float = EVERY) -> None:
+    """Runs on node ``host``: put ``(host, cpu %, memory %, time)`` on ``readings`` every
+    ``every`` seconds."""
     import psutil
 
-    host = socket.gethostname()
     psutil.cpu_percent(None)
     while True:
         time.sleep(every)
@@ -49,6 +50,8 @@ class DragonNodeSampler:
         self._puids: list[int] = []
         self._latest: dict[str, tuple[float, float]] = {}
         self._closed = False
+        # the readers carry this mark in their environment (so tests can see them gone)
+        self.owner = f"rhapsody-telemetry-{uuid.uuid4().hex[:12]}"
 
     def _start(self) -> None:
         from dragon.infrastructure.policy import Policy
@@ -60,7 +63,9 @@ class DragonNodeSampler:
         self._readings = new_queue(4 * len(hosts) + 4)
         for host in hosts:
             policy = Policy(placement=Policy.Placement.HOST_NAME, host_name=host)
-            process = Process(node_reader, (self._readings,), policy=policy)
+            process = Process(
+                node_reader, (self._readings, host), policy=policy, env={MARK_OWNER: self.owner}
+            )
             puid, _ = start_process(process)
             self._puids.append(puid)
 

@@ -626,7 +626,9 @@ class Session:
         self._closed = True
         for backend in self.backends.values():
             try:
-                await asyncio.wait_for(backend.shutdown(), self.shutdown_timeout)
+                # asyncio.timeout, not wait_for: in Python 3.11 wait_for can lose a cancel
+                async with asyncio.timeout(self.shutdown_timeout):
+                    await backend.shutdown()
             except TimeoutError:
                 log.error(
                     "backend %r did not shut down within %ss", backend.name, self.shutdown_timeout

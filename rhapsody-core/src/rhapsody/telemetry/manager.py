@@ -87,6 +87,7 @@ class TelemetryManager:
         self._resource = resource
         self.ids = TraceIds.new()
         self._running = False
+        self._stopping = False
         self._stopped = False
         self._started_at = 0.0
         self._ended_at: float | None = None
@@ -184,12 +185,17 @@ class TelemetryManager:
         """Emit ``SessionEnded``, deliver every event, complete the file. Idempotent."""
         if not self._running:
             return
+        # The flag ends the loops even where a cancel is lost (asyncio.wait_for in Python 3.11
+        # drops a cancel that arrives as its awaitable finishes: a poll loop then ran on and
+        # held close() for the whole shutdown_timeout).
+        self._stopping = True
         for loop_task in self._loops:
             loop_task.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
         for _, sampler in self._samplers:
             try:  # in a thread: stopping a remote sampler may wait on its runtime
-                await asyncio.wait_for(asyncio.to_thread(sampler.close), timeout)
+                async with asyncio.timeout(timeout):
+                    await asyncio.to_thread(sampler.close)
             except Exception:
                 log.exception("resource sampler %r failed to close", sampler)
         self._ended_at = time.time()
@@ -475,7 +481,7 @@ class TelemetryManager:
         otel.export_spans(spans)
 
     async def _export_periodically(self, every: float = 1.0) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(every)
             try:
                 self._export_spans()
@@ -486,17 +492,18 @@ class TelemetryManager:
 
     async def _checkpoints(self) -> None:
         assert self._checkpoint_interval is not None
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self._checkpoint_interval)
             if self._writer is not None:
                 self._writer.send(["C", time.time()])
 
     async def _poll_resources(self) -> None:
         assert self._poll_interval is not None
-        while True:
+        while not self._stopping:
             for backend, sampler in self._samplers:
                 try:
-                    samples = await asyncio.wait_for(sampler.sample(), self._poll_interval * 4)
+                    async with asyncio.timeout(self._poll_interval * 4):
+                        samples = await sampler.sample()
                 except Exception as exc:  # noqa: BLE001 - one sampler's failure skips one poll
                     log.warning("resource sampler of backend %r failed: %r", backend, exc)
                     continue

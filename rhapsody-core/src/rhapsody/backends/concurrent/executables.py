@@ -36,9 +36,12 @@ def run_executable(
         return
     try:
         with contextlib.ExitStack() as files:
+            # Stamped before the spawn: the child runs while this thread waits for the GIL to
+            # see Popen return, so a later stamp can miss most of a short process's run.
+            started = now()
             process, out, err, paths = _start(task, task_dir, files)
             processes[task] = process
-            task.host, task.worker, task.started_at = HOST, where.process(process.pid), now()
+            task.host, task.worker, task.started_at = HOST, where.process(process.pid), started
             push(task, _RUNNING)
             if task.state in _ENDED or closing():  # canceled while it was starting
                 kill(process)
