@@ -101,6 +101,22 @@ def test_truncated_foreign_missing_and_empty_files(run_file: str, tmp_path) -> N
         load(str(tmp_path))
 
 
+def test_read_in_parts_by_several_processes_reads_the_same(run_file: str, tmp_path) -> None:
+    one = load(run_file, workers=1)
+    three = load(run_file, workers=3)
+    assert three.tasks == one.tasks and three.resources == one.resources
+    assert (three.submitted_events, three.session_start, three.session_end) == (
+        one.submitted_events,
+        one.session_start,
+        one.session_end,
+    )
+    text = open(run_file).read()
+    cut = tmp_path / "cut.telemetry.jsonl"
+    cut.write_text(text[:-40])
+    parts = load(str(cut), workers=3)
+    assert parts.truncated and parts.tasks == load(str(cut), workers=1).tasks
+
+
 def test_large_runs_are_drawn_aggregated(tmp_path) -> None:
     from rhapsody.telemetry.plot import DETAIL_LIMIT, plot
 

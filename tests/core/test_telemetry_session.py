@@ -443,3 +443,41 @@ async def test_a_plugins_sampler_is_polled_and_a_lost_cancel_does_not_hold_close
         assert gadget[0].backend == "gadget" and gadget[0].cpu_percent is None
     finally:
         unregister("gadget-sampler")
+
+
+async def test_nothing_is_lost_at_100k_tasks(tmp_path) -> None:
+    session = Session(backends=[ConcurrentExecutionBackend()])
+    telemetry = await session.start_telemetry(checkpoint_path=tmp_path, resource_poll_interval=0.5)
+    kinds: Counter[str] = Counter()
+    telemetry.subscribe(lambda e: kinds.update((e.event_type,)))
+    n = 100_000
+    tasks = [ComputeTask(function=square, args=(1,)) for _ in range(n)]
+    async with session:
+        await session.submit_tasks(tasks)
+        await session.wait_tasks(tasks)
+    for kind in ("TaskCreated", "TaskSubmitted", "TaskQueued", "TaskStarted", "TaskCompleted"):
+        assert kinds[kind] == n, kinds
+    (name,) = os.listdir(tmp_path)
+    counts: Counter[bytes] = Counter()
+    with open(tmp_path / name, "rb") as fh:
+        for line in fh:
+            if line.endswith(b'"section": "span"}\n'):
+                counts[b"span"] += 1
+            elif b'"TaskCompleted"' in line[:120]:
+                counts[b"completed"] += 1
+    assert counts == {b"span": n + 1, b"completed": n}
+
+
+def test_gpu_sampling_reads_every_gpu() -> None:
+    from rhapsody.telemetry.sampling import GpuReader, LocalNodeSampler
+
+    if GpuReader.open() is None:
+        pytest.skip(
+            "no NVIDIA GPU (or nvidia-ml-py) on this machine: GPU sampling runs on a GPU node"
+        )
+    sampler = LocalNodeSampler()
+    samples = asyncio.run(sampler.sample())
+    sampler.close()
+    gpus = [s for s in samples if s.gpu_id is not None]
+    assert gpus and all(0 <= s.gpu_percent <= 100 for s in gpus)
+    assert samples[0].gpu_percent == max(s.gpu_percent for s in gpus)
