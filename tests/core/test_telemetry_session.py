@@ -481,3 +481,102 @@ def test_gpu_sampling_reads_every_gpu() -> None:
     gpus = [s for s in samples if s.gpu_id is not None]
     assert gpus and all(0 <= s.gpu_percent <= 100 for s in gpus)
     assert samples[0].gpu_percent == max(s.gpu_percent for s in gpus)
+
+
+async def test_the_files_spans_are_read_traces_spans(tmp_path) -> None:
+    session = Session(backends=[ConcurrentExecutionBackend()])
+    telemetry = await session.start_telemetry(checkpoint_path=tmp_path)
+    tasks = [ComputeTask(function=square, args=(2,)), ComputeTask(function=boom)]
+    tasks.append(ComputeTask(executable="/bin/sleep", arguments=["30"]))  # canceled at close
+    async with session:
+        await session.submit_tasks(tasks)
+        await session.wait_tasks(tasks[:2])
+    in_file = {
+        line["attributes"]["task_id"]: line
+        for line in lines_of(str(tmp_path))
+        if line["section"] == "span" and line["name"] == "task"
+    }
+    in_memory = {s.attributes["task_id"]: s for s in telemetry.read_traces() if s.name == "task"}
+    assert set(in_file) == set(in_memory) == {t.uid for t in tasks}
+    for uid, span in in_memory.items():
+        line = in_file[uid]
+        assert line["attributes"] == pytest.approx(dict(span.attributes)), uid
+        assert (line["start_ns"], line["end_ns"]) == (span.start_time, span.end_time)
+        assert line["span_id"] == hex(span.context.span_id)
+        assert line["status_code"] == span.status.status_code.name
+    assert in_file[tasks[1].uid]["attributes"]["error"] == "ValueError: bad input 42"
+
+
+async def test_a_dead_writer_loses_the_file_not_the_tasks(tmp_path, caplog) -> None:
+    import signal as signals
+
+    session = Session(backends=[ConcurrentExecutionBackend()])
+    telemetry = await session.start_telemetry(checkpoint_path=tmp_path)
+    caplog.set_level(logging.ERROR)
+    async with session:
+        os.kill(telemetry._writer._proc.pid, signals.SIGKILL)
+        tasks = [ComputeTask(function=square, args=(i,)) for i in range(200)]
+        await session.submit_tasks(tasks)
+        await session.wait_tasks(tasks)
+    assert all(t.state == "DONE" for t in tasks)
+    assert telemetry.task_count()["completed"] == 200
+    assert "telemetry" in caplog.text  # the writer's end is reported
+
+
+def test_ctrl_c_completes_the_file_and_leaves_no_writer(tmp_path) -> None:
+    import signal as signals
+    import subprocess
+    import sys
+
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import asyncio, signal\n"
+        # as in a terminal (a test runner's background job may have SIGINT ignored)
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+        "from rhapsody import ComputeTask, Session\n"
+        "from rhapsody.backends import ConcurrentExecutionBackend\n"
+        "async def main():\n"
+        "    session = Session(backends=[ConcurrentExecutionBackend()])\n"
+        f"    await session.start_telemetry(checkpoint_path={str(tmp_path / 'out')!r})\n"
+        "    async with session:\n"
+        "        tasks = [ComputeTask(executable='/bin/sleep', arguments=['60'])]\n"
+        "        tasks += [ComputeTask(executable='/bin/true') for _ in range(20)]\n"
+        "        await session.submit_tasks(tasks)\n"
+        "        await session.wait_tasks(tasks[1:])\n"
+        "        print('running', flush=True)\n"
+        "        await session.wait_tasks(tasks)\n"
+        "asyncio.run(main())\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "running"
+    os.killpg(proc.pid, signals.SIGINT)  # Ctrl-C reaches the whole process group
+    _, err = proc.communicate(timeout=60)
+    assert "KeyboardInterrupt" in err, err
+    from ..docs_runner import _session_members
+
+    def writers() -> list[str]:
+        found = []
+        for entry in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                    cmd = fh.read()
+            except OSError:
+                continue
+            if b"rhapsody.telemetry.writer" in cmd and str(tmp_path).encode() in cmd:
+                found.append(entry)
+        return found
+
+    deadline = time.monotonic() + 10
+    while (_session_members(proc.pid) or writers()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _session_members(proc.pid), "a process of the run outlived it"
+    assert not writers(), "the telemetry writer outlived the run"
+    lines = lines_of(str(tmp_path / "out"))
+    assert lines and lines[-1]["section"] == "metric", err  # the writer finished the file
+    assert sum(1 for x in lines if x.get("event_type") == "TaskCompleted") == 20

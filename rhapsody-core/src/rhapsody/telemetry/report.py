@@ -2,8 +2,9 @@
 
 A task's numbers come from its span line (one per ended task), found and read field by field
 at C speed; the five event lines per task are only counted, never parsed; a large file is read
-in parts by several processes. That is what keeps a 1M-task file (3 GB) under half a minute. A truncated last line (a run that crashed) is reported and
-the rest summarised; a file that is not a telemetry checkpoint is refused with the reason.
+in parts by several processes. That is what keeps a 1M-task file (3 GB) under half a minute.
+A truncated last line (a run that crashed) is reported and the rest summarised; a file that is
+not a telemetry checkpoint is refused with the reason.
 """
 
 from __future__ import annotations

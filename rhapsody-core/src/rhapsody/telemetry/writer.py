@@ -4,8 +4,9 @@ Formatting six lines per task costs more than the session spends running a no-op
 happens here, on another core: the session's process only pickles record tuples (one
 ``pickle.dumps`` per batch) and a thread of it writes them to this process's stdin. Frames are a
 4-byte big-endian length and a pickled list of records. End of input (the session closed, or
-its process died) writes the last metric snapshot and ends; Ctrl-C is left to the parent, so
-that an interrupted run still gets its file completed.
+its process died) writes the last metric snapshot and ends. It runs in a session of its own,
+out of reach of a Ctrl-C meant for the workflow, so that an interrupted run still gets its file
+completed.
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ class CheckpointWriter:
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             env=env,
+            # Out of the terminal's process group: Ctrl-C stops the session, and the writer
+            # finishes the file from what it was sent (end of input, when the session's
+            # process exits however it exits).
+            start_new_session=True,
         )
         self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self.failed = False
