@@ -336,6 +336,13 @@ async def test_bad_input_is_refused_before_anything_runs(tmp_path) -> None:
         ValueError, match=r"checkpoint_interval: expected a number > 0 or None, got 'x'"
     ):
         await session.start_telemetry(checkpoint_interval="x")
+    with pytest.raises(ValueError, match=r"span_processors\[0\]: expected a span processor"):
+        await session.start_telemetry(span_processors=["exporter"], checkpoint_path=tmp_path)
+    with pytest.raises(ValueError, match=r"metric_readers\[0\]: expected an opentelemetry"):
+        await session.start_telemetry(metric_readers=[object()])
+    with pytest.raises(ValueError, match=r"resource: expected an opentelemetry.sdk.resources"):
+        await session.start_telemetry(resource={"service.name": "x"})
+    assert os.listdir(tmp_path) == ["a-file"]  # refused before a checkpoint file was made
     telemetry = await session.start_telemetry()
     with pytest.raises(TypeError, match=r"subscribe: callback: expected a callable, got 42"):
         telemetry.subscribe(42)

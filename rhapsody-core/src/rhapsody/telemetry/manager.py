@@ -27,7 +27,7 @@ from .events import (
     event_to_dict,
     make_event,
 )
-from .otel import OtelView, otlp_json, require_sdk
+from .otel import OtelView, check_otel_arguments, otlp_json, require_sdk
 from .records import EventBuilder, TraceIds, error_type_of, executable_of, extra_attributes
 from .subscribers import SubscriberDispatch
 
@@ -132,8 +132,7 @@ class TelemetryManager:
         if self._running or self._stopped:
             raise RuntimeError("start_telemetry: telemetry of this session was already started")
         self._loop = asyncio.get_running_loop()
-        if self._checkpoint_dir is not None:
-            self._open_checkpoint()
+        check_otel_arguments(self._resource, self._span_processors, self._metric_readers)
         self._otel = OtelView(
             self._session_id,
             self.ids,
@@ -141,6 +140,8 @@ class TelemetryManager:
             self._metric_readers,
             self._span_processors,
         )
+        if self._checkpoint_dir is not None:  # last: nothing after it can fail
+            self._open_checkpoint()
         self._started_at = time.time()
         self._otel.session_start = self._started_at
         self._dispatch = SubscriberDispatch(EventBuilder(self._session_id, self.ids), self._loop)

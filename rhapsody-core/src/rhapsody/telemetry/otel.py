@@ -38,6 +38,32 @@ def require_sdk() -> None:
         raise TelemetryNotInstalledError(f"{INSTALL_HINT} ({exc})") from exc
 
 
+def check_otel_arguments(
+    resource: Any, span_processors: Sequence[Any], metric_readers: Sequence[Any]
+) -> None:
+    """The OpenTelemetry objects a caller passed are what they should be (named if not)."""
+    from opentelemetry.sdk.metrics.export import MetricReader
+    from opentelemetry.sdk.resources import Resource
+
+    if resource is not None and not isinstance(resource, Resource):
+        raise ValueError(
+            f"start_telemetry: resource: expected an opentelemetry.sdk.resources.Resource or "
+            f"None, got {resource!r}"
+        )
+    for i, processor in enumerate(span_processors):
+        if not all(callable(getattr(processor, m, None)) for m in ("on_end", "shutdown")):
+            raise ValueError(
+                f"start_telemetry: span_processors[{i}]: expected a span processor "
+                f"(BatchSpanProcessor(exporter), say), got {processor!r}"
+            )
+    for i, reader in enumerate(metric_readers):
+        if not isinstance(reader, MetricReader):
+            raise ValueError(
+                f"start_telemetry: metric_readers[{i}]: expected an "
+                f"opentelemetry.sdk.metrics.export.MetricReader, got {reader!r}"
+            )
+
+
 def _ns(seconds: float) -> int:
     return int(seconds * 1e9)
 
