@@ -167,3 +167,50 @@ def test_plugin_with_bad_declaration_is_unavailable():
     register(Bad(), name="bad-decl")
     info = get_plugin_host().backends()["bad-decl"]
     assert not info.available and "expected BackendSpec" in info.reason
+
+
+def test_a_backend_declared_by_reference_is_imported_when_first_used():
+    import sys
+
+    from rhapsody.plugins import BackendSpec, hookimpl, register, unregister
+
+    module = "tests.core.lazy_backend"
+    sys.modules.pop(module, None)
+
+    class Plugin:
+        @hookimpl
+        def rhapsody_register_backends(self):
+            return [
+                BackendSpec(name="lazy", cls=f"{module}:LazyExecutionBackend", kind="execution"),
+                BackendSpec(
+                    name="needy",
+                    cls=f"{module}:LazyExecutionBackend",
+                    kind="execution",
+                    requires=("no_such_module_for_rhapsody",),
+                ),
+            ]
+
+    register(Plugin(), name="lazy-plugin")
+    try:
+        found = rhapsody.discover_backends()
+        assert found["lazy"].available and found["lazy"].class_name == "LazyExecutionBackend"
+        assert module not in sys.modules  # discovery imported nothing of it
+        needy = found["needy"]
+        assert not needy.available
+        assert needy.reason == "needs no_such_module_for_rhapsody, which is not installed"
+        backend = rhapsody.get_backend("lazy")
+        assert module in sys.modules and type(backend).__name__ == "LazyExecutionBackend"
+        from rhapsody.backends import LazyExecutionBackend
+
+        assert type(backend) is LazyExecutionBackend
+    finally:
+        unregister("lazy-plugin")
+
+
+def test_a_bad_reference_is_refused_naming_the_field():
+    from rhapsody.plugins import BackendSpec
+
+    with pytest.raises(TypeError, match=r"BackendSpec.cls: expected a Backend subclass or a "):
+        BackendSpec(name="x", cls="no colon here", kind="execution")
+    with pytest.raises(ValueError, match=r"BackendSpec.requires: expected a tuple of module"):
+        BackendSpec(name="x", cls="a.b:C", kind="execution", requires=["distributed"])

@@ -100,9 +100,9 @@ def get_backend(name: str, /, *args: Any, **kwargs: Any) -> Any:
 
     BackendRegistry._resolve_pending(name)
     info = get_plugin_host().find(name)
-    if info is None or not info.available or info.cls is None:
+    if info is None or not info.available:
         raise missing_backend_error(name)
-    return info.cls(*args, **kwargs)
+    return info.backend_class()(*args, **kwargs)
 
 
 __all__ = [

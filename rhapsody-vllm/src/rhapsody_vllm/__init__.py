@@ -1,13 +1,21 @@
 """rhapsody-vllm: managed vLLM inference services (and existing OpenAI-compatible endpoints)
 for RHAPSODY's AITasks. The backends are also reachable as
-``rhapsody.backends.inference.VllmInferenceBackend`` / ``DragonVllmInferenceBackend``."""
+``rhapsody.backends.inference.VllmInferenceBackend`` / ``DragonVllmInferenceBackend``.
+
+Names are imported on first use: ``rhapsody_vllm`` alone (as discovery imports it) does not
+import the HTTP client, vLLM or Dragon.
+"""
 
 from __future__ import annotations
 
-from .backend import VllmInferenceBackend
-from .config import VllmModelConfig
-from .dragon_backend import DragonVllmInferenceBackend
-from .http_client import InferenceRequestError, InferenceTimeoutError
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .backend import VllmInferenceBackend
+    from .config import VllmModelConfig
+    from .dragon_backend import DragonVllmInferenceBackend
+    from .http_client import InferenceRequestError, InferenceTimeoutError
 
 __all__ = [
     "DragonVllmInferenceBackend",
@@ -16,3 +24,18 @@ __all__ = [
     "VllmInferenceBackend",
     "VllmModelConfig",
 ]
+
+_WHERE = {
+    "DragonVllmInferenceBackend": ".dragon_backend",
+    "InferenceRequestError": ".http_client",
+    "InferenceTimeoutError": ".http_client",
+    "VllmInferenceBackend": ".backend",
+    "VllmModelConfig": ".config",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rhapsody_vllm' has no attribute {name!r}")
+    return getattr(importlib.import_module(module, __name__), name)

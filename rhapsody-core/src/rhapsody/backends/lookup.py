@@ -121,8 +121,8 @@ def backend_class(
     from ..plugins.manager import get_plugin_host
 
     for info in get_plugin_host().available(kind):
-        if info.cls is not None and (info.class_name == class_name or class_name in info.aliases):
-            return info.cls
+        if info.available and (info.class_name == class_name or class_name in info.aliases):
+            return info.backend_class()
     message = install_hint(class_name) or (
         f"module {module!r} has no backend {class_name!r}; `rhapsody backends` lists the "
         "installed ones"

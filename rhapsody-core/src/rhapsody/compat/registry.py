@@ -94,9 +94,10 @@ class BackendRegistry:
 
         cls._resolve_pending(backend_name)
         info = _host().find(backend_name)
-        if info is None or not info.available or info.cls is None:
+        if info is None or not info.available:
             raise missing_backend_error(backend_name)
-        found: type = getattr(info.cls, "legacy_class", info.cls)
+        backend = info.backend_class()
+        found: type = getattr(backend, "legacy_class", backend)
         return found
 
     @classmethod

@@ -14,6 +14,7 @@ Environment variables (comma-separated entry-point names):
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import threading
@@ -25,13 +26,21 @@ import pluggy
 
 from . import hookspecs, routing
 from .markers import PROJECT_NAME
-from .registry import BackendInfo, BackendSpec
+from .registry import BackendInfo, BackendSpec, class_ref
 
 ENTRY_POINT_GROUP = PROJECT_NAME
 ENV_LOAD = "RHAPSODY_LOAD_PLUGINS"
 ENV_BLOCK = "RHAPSODY_BLOCK_PLUGINS"
 
 log = logging.getLogger(__name__)
+
+
+def _importable(module: str) -> bool:
+    """Whether ``module`` could be imported (found on the path; nothing is imported)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _names_from_env(variable: str) -> set[str] | None:
@@ -165,7 +174,8 @@ class PluginHost:
         self, spec: BackendSpec, plugin: str, dist: str | None, version: str | None
     ) -> None:
         existing = self._backends.get(spec.name)
-        if existing is not None and existing.cls is not spec.cls:
+        ref = class_ref(spec.cls)
+        if existing is not None and existing.ref != ref:
             log.warning(
                 "rhapsody backend %r from plugin %r ignored: plugin %r already provides it",
                 spec.name,
@@ -173,17 +183,20 @@ class PluginHost:
                 existing.plugin,
             )
             return
+        missing = [m for m in spec.requires if not _importable(m)]
         self._backends[spec.name] = BackendInfo(
             name=spec.name,
             kind=spec.kind,
-            class_name=spec.cls.__name__,
+            class_name=ref.rpartition(":")[2].rpartition(".")[2],
             plugin=plugin,
             distribution=dist,
             version=version,
-            available=True,
-            cls=spec.cls,
+            available=not missing,
+            reason=f"needs {', '.join(missing)}, which is not installed" if missing else None,
+            cls=None if isinstance(spec.cls, str) else spec.cls,
             aliases=spec.aliases,
             ready=spec.ready,
+            ref=ref,
         )
         for alias in spec.aliases:
             self._aliases.setdefault(alias, spec.name)
