@@ -49,6 +49,24 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
+def discovery_imports(modules: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """In a fresh interpreter: which of ``modules`` ``rhapsody.discover_backends()`` imported,
+    and the names of the available backends it found."""
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys, rhapsody\n"
+        "found = rhapsody.discover_backends()\n"
+        f"print(json.dumps([sorted(m for m in {modules!r} if m in sys.modules),\n"
+        "    sorted(n for n, i in found.items() if i.available)]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    imported, available = json.loads(out.stdout.strip().splitlines()[-1])
+    return imported, available
+
+
 def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -8,11 +8,11 @@ so that ``import rhapsody`` stays cheap.
 
 from __future__ import annotations
 
-import importlib
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _distribution_version
 from typing import TYPE_CHECKING, Any
 
+from .plugins.lazy_names import lazy_names
 from .plugins.manager import get_plugin_host
 from .plugins.registry import BackendInfo
 
@@ -63,13 +63,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'rhapsody' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _LAZY)
 
 
 def __dir__() -> list[str]:

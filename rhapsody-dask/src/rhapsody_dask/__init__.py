@@ -3,7 +3,9 @@ plugin's discovery imports it, does not import Dask)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from rhapsody.plugins.lazy_names import lazy_names
 
 if TYPE_CHECKING:
     from .backend import DaskExecutionBackend
@@ -11,9 +13,4 @@ if TYPE_CHECKING:
 __all__ = ["DaskExecutionBackend"]
 
 
-def __getattr__(name: str) -> Any:
-    if name == "DaskExecutionBackend":
-        from .backend import DaskExecutionBackend
-
-        return DaskExecutionBackend
-    raise AttributeError(f"module 'rhapsody_dask' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, {"DaskExecutionBackend": ".backend"})

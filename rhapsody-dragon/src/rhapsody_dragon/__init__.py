@@ -3,8 +3,9 @@ alone, as the plugin's discovery imports it, does not import Dragon)."""
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from rhapsody.plugins.lazy_names import lazy_names
 
 if TYPE_CHECKING:
     from .backend import DragonExecutionBackend, DragonExecutionBackendV3
@@ -12,16 +13,12 @@ if TYPE_CHECKING:
 
 __all__ = ["DragonExecutionBackend", "DragonExecutionBackendV3", "gpu_policies", "gpu_slots"]
 
-_WHERE = {
-    "DragonExecutionBackend": ".backend",
-    "DragonExecutionBackendV3": ".backend",
-    "gpu_policies": ".placement",
-    "gpu_slots": ".placement",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'rhapsody_dragon' has no attribute {name!r}")
-    return getattr(importlib.import_module(module, __name__), name)
+__getattr__ = lazy_names(
+    __name__,
+    {
+        "DragonExecutionBackend": ".backend",
+        "DragonExecutionBackendV3": ".backend",
+        "gpu_policies": ".placement",
+        "gpu_slots": ".placement",
+    },
+)

@@ -8,8 +8,9 @@ import the HTTP client, vLLM or Dragon.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from rhapsody.plugins.lazy_names import lazy_names
 
 if TYPE_CHECKING:
     from .backend import VllmInferenceBackend
@@ -25,17 +26,13 @@ __all__ = [
     "VllmModelConfig",
 ]
 
-_WHERE = {
-    "DragonVllmInferenceBackend": ".dragon_backend",
-    "InferenceRequestError": ".http_client",
-    "InferenceTimeoutError": ".http_client",
-    "VllmInferenceBackend": ".backend",
-    "VllmModelConfig": ".config",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'rhapsody_vllm' has no attribute {name!r}")
-    return getattr(importlib.import_module(module, __name__), name)
+__getattr__ = lazy_names(
+    __name__,
+    {
+        "DragonVllmInferenceBackend": ".dragon_backend",
+        "InferenceRequestError": ".http_client",
+        "InferenceTimeoutError": ".http_client",
+        "VllmInferenceBackend": ".backend",
+        "VllmModelConfig": ".config",
+    },
+)

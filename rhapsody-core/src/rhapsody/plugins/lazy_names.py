@@ -1,0 +1,29 @@
+"""Names a package exports but imports on first use (a plugin's package stays cheap to import:
+discovery imports it).
+
+In the package's ``__init__``::
+
+    __getattr__ = lazy_names(__name__, {"HeavyBackend": ".backend"})
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+
+
+def lazy_names(package: str, where: Mapping[str, str]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` that imports ``name`` from the (relative) module ``where[name]``
+    on first access and keeps it in the package's namespace."""
+
+    def __getattr__(name: str) -> Any:
+        module = where.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module, package), name)
+        setattr(sys.modules[package], name, value)
+        return value
+
+    return __getattr__
