@@ -18,7 +18,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Report, median_rate
+from harness import Report, median_rate, median_run
 
 EXE = "/bin/true"
 
@@ -31,7 +31,9 @@ def run_true(_: int) -> int:
     return subprocess.run([EXE], capture_output=True).returncode
 
 
-async def run(contender: str, kind: str, n: int) -> float:
+async def run(contender: str, kind: str, n: int) -> tuple[float, float]:
+    """Seconds for ``n`` tasks, and this (driving) process's CPU seconds meanwhile (its
+    scheduler, in-process for every contender, included)."""
     from distributed import Client, LocalCluster
 
     async with LocalCluster(
@@ -44,11 +46,11 @@ async def run(contender: str, kind: str, n: int) -> float:
         if contender == "raw":
             async with Client(cluster, asynchronous=True) as client:
                 await client.gather(client.map(noop, range(10), pure=False))  # warm up
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), time.process_time()
                 fn = noop if kind == "function" else run_true
                 results = await client.gather(client.map(fn, range(n), pure=False))
                 assert len(results) == n
-                return time.perf_counter() - start
+                return time.perf_counter() - start, time.process_time() - cpu
         from rhapsody.api import ComputeTask, Session
 
         if contender == "session":
@@ -60,23 +62,24 @@ async def run(contender: str, kind: str, n: int) -> float:
             warm = [ComputeTask(function=noop, args=(i,)) for i in range(10)]
             await session.submit_tasks(warm)
             await session.wait_tasks(warm)
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             if kind == "function":
                 tasks = [ComputeTask(function=noop, args=(i,)) for i in range(n)]
             else:
                 tasks = [ComputeTask(executable=EXE) for _ in range(n)]
             await session.submit_tasks(tasks)
             await session.wait_tasks(tasks)
-            elapsed = time.perf_counter() - start
+            elapsed, used = time.perf_counter() - start, time.process_time() - cpu
             failed = [t for t in tasks if t["state"] != "DONE"]
             assert not failed, failed[:3]
-            return elapsed
+            return elapsed, used
 
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "one":
         _, _, contender, kind, n = sys.argv
-        print(json.dumps({"seconds": asyncio.run(run(contender, kind, int(n)))}))
+        seconds, cpu = asyncio.run(run(contender, kind, int(n)))
+        print(json.dumps({"seconds": seconds, "cpu_per_task_us": cpu / int(n) * 1e6}))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=10000)
@@ -90,12 +93,19 @@ def main() -> None:
     report, n = Report(), args.size
     for kind in args.kinds:
         what = "no-op functions" if kind == "function" else f"{EXE} executables"
-        raw = median_rate(sys.executable, __file__, "raw", kind, n, args.repeat, args.timeout)
-        ses = median_rate(sys.executable, __file__, "session", kind, n, args.repeat, args.timeout)
+        raw_run = median_run(sys.executable, __file__, "raw", kind, n, args.repeat, args.timeout)
+        ses_run = median_run(
+            sys.executable, __file__, "session", kind, n, args.repeat, args.timeout
+        )
+        raw, ses = n / raw_run["seconds"], n / ses_run["seconds"]
         report.add(f"{n} {what}: raw client.map + gather", f"{raw:,.0f}/s")
         report.add(
             f"{n} {what}: Session + DaskExecutionBackend",
             f"{ses:,.0f}/s = **{ses / raw:.2f}x raw**",
+        )
+        report.add(
+            f"{n} {what}: driving-process CPU per task (scheduler included), Session vs raw",
+            f"{ses_run['cpu_per_task_us']:.0f} vs {raw_run['cpu_per_task_us']:.0f} µs",
         )
         if args.rhapsody_py_python:
             rpy = median_rate(

@@ -30,6 +30,15 @@ def measure(
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def median_run(
+    python: str, script: str, contender: str, kind: str, n: int, repeat: int, timeout: float
+) -> dict[str, Any]:
+    """The run with the median time of ``repeat`` (its other figures, CPU per task, with it)."""
+    runs = [measure(python, script, contender, kind, n, timeout) for _ in range(repeat)]
+    runs.sort(key=lambda r: float(r["seconds"]))
+    return runs[len(runs) // 2]
+
+
 def median_rate(
     python: str, script: str, contender: str, kind: str, n: int, repeat: int, timeout: float
 ) -> float:
