@@ -153,3 +153,16 @@ def test_large_runs_are_drawn_aggregated(tmp_path) -> None:
     assert "70 busiest lanes" not in summarise(data)  # the text report lists no lanes
     line = json.loads(out[-1])
     assert line["section"] == "span" and line["attributes"]["run_seconds"] == pytest.approx(0.04)
+
+
+def test_a_rhapsody_py_checkpoint_is_summarised() -> None:
+    # written by rhapsody-py 0.6.0's own telemetry: 20 function tasks, one failing
+    path = os.path.join(os.path.dirname(__file__), "data", "rhapsody-py-0.6.0.telemetry.jsonl")
+    data = load(path)
+    assert len(data.tasks) == 20 and not data.truncated and data.bad_lines == 0
+    assert {r.backend for r in data.tasks} == {"concurrent"}  # from its events: spans lack it
+    assert all(r.started is not None and r.started <= r.ended for r in data.tasks)
+    assert sorted(r.status for r in data.tasks).count("failed") == 1
+    assert len(data.resources) >= 1
+    text = summarise(data)
+    assert "concurrent  19         1       20" in text

@@ -35,6 +35,7 @@ class TaskRow(NamedTuple):
     started: float | None
     ended: float
     error: str | None
+    task_id: str | None = None  # kept only where the span is parsed whole (other writers)
 
 
 @attrs.define
@@ -123,7 +124,44 @@ def _row_from_item(item: dict[str, Any]) -> TaskRow | None:
         started=end - run if isinstance(run, (int, float)) else None,
         ended=float(end),
         error=error,
+        task_id=attributes.get("task_id"),
     )
+
+
+def _fill_from_events(data: Checkpoint) -> None:
+    """Spans of another writer (rhapsody-py's) carry neither the run time nor, often, the
+    backend: take them from the tasks' terminal events, one more pass over the file."""
+    wanted = {row.task_id for row in data.tasks if row.task_id is not None}
+    if not wanted:
+        return
+    found: dict[str, tuple[str, float | None]] = {}
+    for block, _ in _blocks(data.path):
+        at = block.find(b'"duration_seconds": ')
+        while at >= 0:
+            head = block.rfind(b"\n", 0, at) + 1
+            tail = block.find(b"\n", at)
+            try:
+                item = json.loads(block[head:tail])
+            except ValueError:
+                item = {}
+            uid = item.get("task_id") if isinstance(item, dict) else None
+            if uid in wanted and str(item.get("event_type", "")).startswith("Task"):
+                complete = not (item.get("attributes") or {}).get("incomplete_lifecycle")
+                run = item.get("duration_seconds")
+                found[uid] = (
+                    str(item.get("backend") or ""),
+                    float(run) if complete and isinstance(run, (int, float)) else None,
+                )
+            at = block.find(b'"duration_seconds": ', tail)
+    rows = []
+    for row in data.tasks:
+        backend, run = found.get(row.task_id or "", ("", None))
+        if row.started is None and run is not None:
+            row = row._replace(started=row.ended - run)
+        if backend and row.backend in ("", "?"):
+            row = row._replace(backend=backend)
+        rows.append(row)
+    data.tasks = rows
 
 
 def _blocks(
@@ -312,6 +350,8 @@ def load(path: str, workers: int | None = None) -> Checkpoint:
             f"rhapsody report: {path}: not a RHAPSODY telemetry checkpoint (no line has a "
             "'section' of event, metric or span)"
         )
+    if data.tasks and all(row.started is None for row in data.tasks):
+        _fill_from_events(data)
     return data
 
 
