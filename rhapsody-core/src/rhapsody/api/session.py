@@ -96,10 +96,9 @@ class Session:
         self._on_state: Any = None
         self._on_finished: Any = None
         self._on_changes: Any = None
-        # (task, state) pairs for rhapsody_tasks_changed, flushed once per loop step; None
-        # when no plugin observes them.
-        # (Two lists, not a list of pairs: a tuple per transition is garbage the collector
-        # then walks over every live task to reclaim -- the cost of observing, measured.)
+        # Tasks and the states they entered, for rhapsody_tasks_changed, flushed once per loop
+        # step; None when no plugin observes them. Two lists, not a list of pairs: a tuple per
+        # transition is garbage the collector then walks every live task to reclaim (measured).
         self._changes: list[BaseTask] | None = None
         self._change_states: list[TaskState] = []
         self._routing: RoutingTable | None = None
@@ -227,7 +226,7 @@ class Session:
         """
         from ..telemetry.starting import start_telemetry
 
-        self._telemetry = await start_telemetry(
+        return await start_telemetry(
             self,
             resource_poll_interval=resource_poll_interval,
             checkpoint_interval=checkpoint_interval,
@@ -236,7 +235,6 @@ class Session:
             metric_readers=metric_readers,
             resource=resource,
         )
-        return self._telemetry
 
     def get_telemetry(self) -> TelemetryManager:
         """The telemetry started by :meth:`start_telemetry` (``RuntimeError`` if none was)."""

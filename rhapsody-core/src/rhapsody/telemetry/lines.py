@@ -83,9 +83,6 @@ class CheckpointLines:
 
     # -- task records -----------------------------------------------------------------------------
 
-    def add(self, record: Record, emit_time: float, out: list[str]) -> None:
-        self.add_all([record], emit_time, out)
-
     def add_all(self, records: list[Record], emit_time: float, out: list[str]) -> None:
         """Format ``records`` (one batch: they share ``emit_time``) into ``out``."""
         emit = _num(emit_time)
@@ -143,6 +140,10 @@ class CheckpointLines:
                 self._ended(record, emit, out)
             elif kind == "V":
                 self.event_dict(record[1], out)
+            elif kind == "C":
+                append(self.metric_line(record[1]))
+            elif kind == "Z":
+                append(self.session_span_line(record[1], record[2]))
             else:
                 raise ValueError(f"unknown telemetry record {record[:1]!r}")
 

@@ -18,6 +18,8 @@ from array import array
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from ..api.states import TaskState
 from .events import (
     BaseEvent,
@@ -114,7 +116,6 @@ class TelemetryManager:
         self._unmetered_started: list[BaseTask] = []
         self._metered = 0  # ended tasks recorded
         self._exported = 0  # ended tasks handed to the span processors
-        self._other_events = 0
         self._last_resources: dict[str, dict[str, Any]] = {}
         self._start_event: BaseEvent | None = None
 
@@ -315,7 +316,6 @@ class TelemetryManager:
             raise TypeError(f"emit: event: expected a telemetry event, got {event!r}")
         if not self._running:
             return
-        self._other_events += 1
         if self._writer is not None:
             data = event_to_dict(event)
             span = self.ids.session_span_id
@@ -513,33 +513,17 @@ class TelemetryManager:
             await asyncio.sleep(self._poll_interval)
 
     def _resource_event(self, backend: str, sample: Any) -> None:
-        fields = {
-            name: getattr(sample, name)
-            for name in (
-                "cpu_percent",
-                "memory_percent",
-                "gpu_percent",
-                "gpu_id",
-                "disk_read_bytes",
-                "disk_write_bytes",
-                "net_sent_bytes",
-                "net_recv_bytes",
-            )
-        }
-        event = make_event(
-            ResourceUpdate,
-            session_id=self._session_id,
-            backend=backend,
-            node_id=sample.node_id,
-            attributes=dict(sample.attributes),
-            **fields,
-        )
+        # a sample has the event's resource fields, by name
+        fields = attrs.asdict(sample, recurse=False)
+        fields["attributes"] = dict(fields["attributes"])  # the event's own
+        event = make_event(ResourceUpdate, session_id=self._session_id, backend=backend, **fields)
         if sample.gpu_id is None:
+            del fields["gpu_id"]
+            attributes = fields.pop("attributes")
             self._last_resources[f"{backend}/{sample.node_id}"] = {
                 "backend": backend,
-                "node_id": sample.node_id,
-                **{k: v for k, v in fields.items() if k != "gpu_id"},
-                **dict(sample.attributes),
+                **fields,
+                **attributes,
             }
             if self._otel is not None:
                 self._otel.record_resource(

@@ -71,8 +71,3 @@ def observe(session: Session, observer: SessionObserver) -> None:
         pm.register(plugin, name=PLUGIN_NAME)
     plugin.observers.setdefault(session, []).append(observer)
     session._bind_hooks()
-
-
-def observers_of(session: Session) -> list[SessionObserver]:
-    plugin: Any = get_plugin_host().pm.get_plugin(PLUGIN_NAME)
-    return list(plugin.observers.get(session, ())) if plugin is not None else []

@@ -9,20 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 from ..api.errors import SessionError
 from .manager import TelemetryManager
-from .plugin import observe, observers_of
+from .plugin import observe
 
 if TYPE_CHECKING:
     from ..api.session import Session
     from .sampling import ResourceSampler
 
 log = logging.getLogger(__name__)
-
-
-def telemetry_of(session: Session) -> TelemetryManager | None:
-    for observer in observers_of(session):
-        if isinstance(observer, TelemetryManager):
-            return observer
-    return None
 
 
 async def start_telemetry(
@@ -41,7 +34,7 @@ async def start_telemetry(
             f"start_telemetry: expected a session with no tasks yet, got {len(session.tasks)} "
             "submitted: start telemetry before submitting tasks"
         )
-    if telemetry_of(session) is not None:
+    if session._telemetry is not None:
         raise SessionError(f"start_telemetry: telemetry of session {session.uid} already started")
     manager = TelemetryManager(
         session_id=session.uid,
@@ -55,6 +48,7 @@ async def start_telemetry(
     manager._session = session
     await manager.start(samplers_of(session))
     observe(session, manager)
+    session._telemetry = manager  # get_telemetry(), also after close
     return manager
 
 

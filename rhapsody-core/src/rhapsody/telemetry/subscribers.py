@@ -28,22 +28,28 @@ def is_async_callable(callback: Any) -> bool:
     )
 
 
+_Callback = tuple[Callable[[BaseEvent], Any], bool]
+
+
 class SubscriberDispatch:
     def __init__(self, builder: EventBuilder, loop: asyncio.AbstractEventLoop) -> None:
         self.subscribers: list[Callable[[BaseEvent], Any]] = []
+        # each subscriber with whether it is async (asked once, not per event)
+        self._callbacks: list[_Callback] = []
         self._builder, self._loop = builder, loop
         self._queue: queue.SimpleQueue[
-            tuple[list[Any], list[BaseEvent], Callable[[BaseEvent], Any] | None] | None
+            tuple[list[Any], list[BaseEvent], _Callback | None] | None
         ] = queue.SimpleQueue()
         self._pending: set[concurrent.futures.Future[Any]] = set()
         self._thread: threading.Thread | None = None
-        self.delivered = 0
 
     def add(self, callback: Callable[[BaseEvent], Any], replay: Sequence[BaseEvent] = ()) -> None:
         """A new subscriber; ``replay``: events it gets first (the session's start)."""
+        entry = (callback, is_async_callable(callback))
         if replay:
-            self._queue.put(([], list(replay), callback))
+            self._queue.put(([], list(replay), entry))
         self.subscribers.append(callback)
+        self._callbacks.append(entry)
         if self._thread is None:
             self._thread = threading.Thread(
                 target=self._run, name="rhapsody-telemetry-subscribers", daemon=True
@@ -67,15 +73,16 @@ class SubscriberDispatch:
             for record in split_records(records):
                 events.extend(self._builder.events(record, emit))
             events.extend(ready)
-            callbacks = [only] if only is not None else list(self.subscribers)
+            callbacks = [only] if only is not None else list(self._callbacks)
             for event in events:
-                for callback in callbacks:
-                    self._deliver(callback, event)
-            self.delivered += len(events)
+                for callback, is_async in callbacks:
+                    self._deliver(callback, is_async, event)
 
-    def _deliver(self, callback: Callable[[BaseEvent], Any], event: BaseEvent) -> None:
+    def _deliver(
+        self, callback: Callable[[BaseEvent], Any], is_async: bool, event: BaseEvent
+    ) -> None:
         try:
-            if is_async_callable(callback):
+            if is_async:
                 fut = asyncio.run_coroutine_threadsafe(callback(event), self._loop)
                 self._pending.add(fut)
                 fut.add_done_callback(self._async_done)

@@ -128,17 +128,7 @@ def main(argv: list[str]) -> int:
                 lines = CheckpointLines(header[1], TraceIds(*header[2]))
             if lines is None:
                 continue
-            if records and records[0][0] in "SRE" and records[-1][0] in "SRE":
-                lines.add_all(records, emit, out)  # the usual batch: task records only
-            else:
-                for record in records:
-                    kind = record[0]
-                    if kind == "C":
-                        out.append(lines.metric_line(record[1]))
-                    elif kind == "Z":
-                        out.append(lines.session_span_line(record[1], record[2]))
-                    else:
-                        lines.add(record, emit, out)
+            lines.add_all(records, emit, out)
             if out:
                 out_file.write("\n".join(out))
                 out_file.write("\n")
