@@ -16,11 +16,13 @@ import asyncio
 import copy
 import itertools
 import os
-from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import attrs
 
+from ..resources import request as resource_fields
+from ..resources.request import ResourceRequest
 from . import validators as v
 from .errors import TaskNotSubmittedError, TaskValidationError, task_label
 from .portable import (
@@ -41,6 +43,7 @@ from .task_fields import (
     field_names,
     merge_positional,
 )
+from .task_mapping import TaskMapping
 
 # attrs' own assignment hooks are off: BaseTask.__setattr__ validates the described fields and
 # lets results (written several times per task by backends) through at the cost of one lookup.
@@ -58,7 +61,7 @@ def next_uid() -> str:
 
 
 @attrs.define(kw_only=True, eq=False, repr=False, init=False, on_setattr=_NO_HOOKS)
-class BaseTask:
+class BaseTask(TaskMapping):
     """Fields and results common to every task."""
 
     kind: ClassVar[str] = "task"
@@ -172,6 +175,11 @@ class BaseTask:
         return max(0.0, self.ended_at - self.started_at)
 
     @property
+    def resources(self) -> ResourceRequest | None:
+        """The task's resource request (only compute tasks make one)."""
+        return None
+
+    @property
     def extra(self) -> Mapping[str, Any]:
         """The extra fields given beside the task's own (``priority="high"``...)."""
         return self._extra if self._extra is not None else EMPTY_MAPPING
@@ -182,78 +190,6 @@ class BaseTask:
         post_init = getattr(self, "__attrs_post_init__", None)
         if post_init is not None:
             post_init()
-
-    # -- dict-style access, for code that treats tasks as mappings (as rhapsody-py's are) -------
-
-    def __getitem__(self, key: str) -> Any:
-        if key in field_names(type(self)).public_set:
-            return getattr(self, key)
-        extra = self._extra
-        if extra is not None and key in extra:
-            return extra[key]
-        raise KeyError(key)
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        names = field_names(type(self))
-        if key in names.init:
-            setattr(self, key, value)  # validated like the constructor's argument
-        elif key in names.results:
-            raise TaskValidationError(
-                key,
-                "no value: results are written by the backend",
-                value,
-                owner=type(self).__name__,
-            )
-        else:
-            check_extra(type(self), key, value)
-            if self._extra is None:
-                self._extra = {}
-            self._extra[key] = value
-
-    def __delitem__(self, key: str) -> None:
-        extra = self._extra
-        if extra is None or key not in extra:
-            raise KeyError(f"{key!r}: only extra fields can be deleted")
-        del extra[key]
-
-    def __contains__(self, key: object) -> bool:
-        if isinstance(key, str) and key in field_names(type(self)).public_set:
-            return True
-        return self._extra is not None and key in self._extra
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """``task.get("uid")``: like ``dict.get``."""
-        try:
-            return self[key]
-        except KeyError:
-            return default
-
-    def setdefault(self, key: str, default: Any = None) -> Any:
-        """Like ``dict.setdefault``."""
-        if key not in self:
-            self[key] = default
-        return self[key]
-
-    def update(
-        self, other: Mapping[str, Any] | Iterable[tuple[str, Any]] = (), /, **more: Any
-    ) -> None:
-        """Set several fields (validated) or extra fields at once, like ``dict.update``."""
-        items = other.items() if isinstance(other, Mapping) else other
-        for key, value in items:
-            self[key] = value
-        for key, value in more.items():
-            self[key] = value
-
-    def keys(self) -> list[str]:
-        """Public field names, then extra field names (so ``dict(task)`` works)."""
-        names = list(field_names(type(self)).public)
-        return names + list(self._extra) if self._extra else names
-
-    def items(self) -> list[tuple[str, Any]]:
-        return [(key, self[key]) for key in self.keys()]
-
-    def values(self) -> list[Any]:
-        return [self[key] for key in self.keys()]
 
     # -- tasks as data ------------------------------------------------------------------------
 
@@ -367,6 +303,32 @@ class ComputeTask(BaseTask):
     output_files: Sequence[str] = attrs.field(
         default=(), validator=v.str_sequence, on_setattr=_NO_HOOKS
     )
+    # The resource request (RADICAL-Pilot's vocabulary). None: not requested; a task that
+    # requests nothing runs as every backend runs such tasks (see docs/resources.md).
+    ranks: int | None = attrs.field(
+        default=None,
+        converter=resource_fields.to_count,
+        validator=resource_fields.positive_count,
+        on_setattr=_NO_HOOKS,
+    )
+    cores_per_rank: int | None = attrs.field(
+        default=None,
+        converter=resource_fields.to_count,
+        validator=resource_fields.positive_count,
+        on_setattr=_NO_HOOKS,
+    )
+    gpus_per_rank: float | None = attrs.field(
+        default=None,
+        converter=resource_fields.to_gpus,
+        validator=resource_fields.gpu_count,
+        on_setattr=_NO_HOOKS,
+    )
+    mem_per_rank: int | None = attrs.field(
+        default=None,
+        converter=resource_fields.to_memory,
+        validator=resource_fields.memory,
+        on_setattr=_NO_HOOKS,
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.function is None:
@@ -398,6 +360,20 @@ class ComputeTask(BaseTask):
                 self.arguments,
                 owner="ComputeTask",
             )
+
+    @property
+    def resources(self) -> ResourceRequest | None:
+        """The resource request with its defaults filled in (ranks=1, cores_per_rank=1,
+        gpus_per_rank=0), or None when the task requested nothing."""
+        ranks, cores, gpus, memory = (
+            self.ranks,
+            self.cores_per_rank,
+            self.gpus_per_rank,
+            self.mem_per_rank,
+        )
+        if ranks is None and cores is None and gpus is None and memory is None:
+            return None
+        return ResourceRequest(ranks or 1, cores or 1, gpus or 0, memory)
 
     @property
     def is_function(self) -> bool:

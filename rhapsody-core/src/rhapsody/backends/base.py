@@ -20,10 +20,13 @@ import asyncio
 from collections.abc import Callable, Generator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..api.errors import BackendConfigurationError
+from ..api.errors import BackendConfigurationError, ResourceError, task_label
 from ..api.states import TERMINAL_STATES, TaskState
 from ..api.task import AITask, BaseTask, ComputeTask
 from ..compat.backend_methods import RhapsodyPyBackendMethods, StateCallback
+from ..resources.fit import check_request
+from ..resources.inventory import NodeResources
+from ..resources.request import ResourceRequest
 
 if TYPE_CHECKING:
     from ..api.session import Session
@@ -41,6 +44,8 @@ class Backend(RhapsodyPyBackendMethods, abc.ABC):
     kind: ClassVar[str]
     task_types: ClassVar[tuple[type[BaseTask], ...]]
     default_name: ClassVar[str] = "backend"
+    #: Whether the ranks of one job may run on several nodes (else one node holds them all).
+    ranks_span_nodes: ClassVar[bool] = False
 
     def __init__(self, name: str | None = None) -> None:
         if name is None:
@@ -106,15 +111,41 @@ class Backend(RhapsodyPyBackendMethods, abc.ABC):
         """Raise :class:`~rhapsody.api.TaskValidationError` for a task this backend cannot run.
 
         Called for a whole batch before any task of it is submitted; by default it passes each
-        task that has ``task_backend_specific_kwargs`` to :meth:`check_options`.
+        task that has ``task_backend_specific_kwargs`` to :meth:`check_options` and each task
+        with a resource request to :meth:`check_resources`.
         """
         check = self.check_options
         for task in tasks:
             if task.task_backend_specific_kwargs:
                 check(task)
+            request = task.resources
+            if request is not None:
+                self.check_resources(task, request)
 
     def check_options(self, task: BaseTask) -> None:
         """Reject ``task_backend_specific_kwargs`` this backend does not understand."""
+
+    def resource_nodes(self) -> Sequence[NodeResources] | None:
+        """What each node of this backend offers tasks (after :meth:`initialize`), or None when
+        the backend does not honour resource requests (tasks with one are then refused)."""
+        return None
+
+    def check_resources(self, task: BaseTask, request: ResourceRequest) -> None:
+        """Raise :class:`~rhapsody.api.ResourceError` when ``request`` can never run here.
+
+        By default: refused when :meth:`resource_nodes` is None, or when no node (or, with
+        :attr:`ranks_span_nodes`, no set of nodes) can ever hold the job. Override to refuse
+        more (call this one too).
+        """
+        nodes = self.resource_nodes()
+        if nodes is None:
+            raise ResourceError(
+                f"{task_label(task.uid)} asks for {request.describe()}, but backend "
+                f"{self.name!r} ({type(self).__name__}) does not honour resource requests: "
+                "submit it to one that does (concurrent, dask, dragon) or leave ranks, "
+                "cores_per_rank, gpus_per_rank and mem_per_rank unset"
+            )
+        check_request(self.name, task.uid, request, nodes, spans_nodes=self.ranks_span_nodes)
 
     @abc.abstractmethod
     async def submit_tasks(self, tasks: Sequence[BaseTask]) -> None:

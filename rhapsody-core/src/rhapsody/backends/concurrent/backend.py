@@ -15,10 +15,19 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from typing import Any
 
 from ...api.clock import now
-from ...api.errors import BackendConfigurationError, BackendError, TaskExecutionError
+from ...api.errors import (
+    BackendConfigurationError,
+    BackendError,
+    ResourceError,
+    TaskExecutionError,
+    task_label,
+)
 from ...api.states import TaskState
 from ...api.task import BaseTask, ComputeTask
 from ...api.validators import integer
+from ...resources.inventory import NodeResources
+from ...resources.request import ResourceRequest
+from ...resources.slots import RankSlot, SlotScheduler
 from ..base import ExecutionBackend
 from ..exit_cleanup import stop_at_exit
 from ..inbox import LoopInbox
@@ -27,9 +36,11 @@ from ..task_output import capture_paths
 from ..where import HOST, this_thread
 from .executables import run_executable
 from .functions import call_captured, format_traceback
+from .node_options import node_of
 from .options import check_options as check_concurrent_options
 from .options import cwd_of, missing_files
 from .process_pool import ProcessPoolDispatcher, terminate_workers
+from .ranks import Jobs, run_ranks
 from .thread_pool import TaskThreadPool, default_workers
 
 _RUNNING, _DONE, _FAILED = TaskState.RUNNING, TaskState.DONE, TaskState.FAILED
@@ -51,6 +62,18 @@ class ConcurrentExecutionBackend(ExecutionBackend):
         max_processes: how many executables run at once (default ``max(16, 2 x cores)``).
         num_workers: threads of the default function pool (default: as many as the cores
             allow, like ``ThreadPoolExecutor``).
+        cores: for tasks with a resource request, the CPU ids to hand out (default: this
+            process's affinity set), or a count of them (more than the node has oversubscribes
+            on purpose).
+        gpus: the GPU ids to hand out (default: ``CUDA_VISIBLE_DEVICES``, else what
+            nvidia-ml-py finds); ``[]`` for none.
+        memory: bytes of memory to hand out (an int, or a size such as ``"64GB"``; default: the
+            node's physical memory).
+        backfill: how many tasks may start ahead of a waiting wide task (default: the cores).
+
+    Tasks with a resource request (``ranks``, ``cores_per_rank``, ``gpus_per_rank``,
+    ``mem_per_rank``) start only when their cores, GPUs and memory are free; tasks without one
+    run as soon as a worker is free, as before.
 
     Per-task options (``task_backend_specific_kwargs``): ``cwd``, ``env`` (added to the inherited
     environment) and ``shell`` (run the command line through ``/bin/sh``; off by default).
@@ -65,8 +88,13 @@ class ConcurrentExecutionBackend(ExecutionBackend):
         *,
         max_processes: int | None = None,
         num_workers: int | None = None,
+        cores: int | Sequence[int] | None = None,
+        gpus: Sequence[int | str] | None = None,
+        memory: int | str | None = None,
+        backfill: int | None = None,
     ) -> None:
         super().__init__(name)
+        self._node_options = node_of(cores, gpus, memory, backfill)  # checked, found lazily
         if executor is not None and not isinstance(executor, Executor):
             raise BackendConfigurationError(
                 "ConcurrentExecutionBackend",
@@ -100,6 +128,14 @@ class ConcurrentExecutionBackend(ExecutionBackend):
         self._futures: dict[ComputeTask, Future[Any]] = {}  # on a user's thread executor
         self._inbox: LoopInbox | None = None
         self._dispatcher: ProcessPoolDispatcher | None = None
+        # Tasks with a resource request: the slot scheduler, where each started one runs, and
+        # the pools that run them (sized to the cores: a placed task never waits for a thread).
+        self._slots: SlotScheduler | None = None
+        self._placements: dict[ComputeTask, list[RankSlot]] = {}
+        self._jobs: Jobs = {}
+        self._placed_launcher: TaskThreadPool | None = None
+        self._placed_threads: TaskThreadPool | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def executor(self) -> Executor | None:
@@ -107,7 +143,7 @@ class ConcurrentExecutionBackend(ExecutionBackend):
         return self._executor
 
     async def initialize(self) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self._inbox = LoopInbox(loop, self._deliver)
         if self._executor is None:
             self._threads = TaskThreadPool(
@@ -124,11 +160,106 @@ class ConcurrentExecutionBackend(ExecutionBackend):
 
     def _deliver(self, task: ComputeTask, state: TaskState) -> None:
         self.report(task, state)
+        if self._placements and state in _ENDED and self._dispatcher is not None:
+            self._release(task)  # a process-pool function: its worker is free again
 
     # -- checks and submission --------------------------------------------------------------------
 
     def check_options(self, task: BaseTask) -> None:
         check_concurrent_options(task)  # type: ignore[arg-type]
+
+    # -- resources --------------------------------------------------------------------------------
+
+    def resource_nodes(self) -> tuple[NodeResources]:
+        return (self._scheduler().nodes[0],)
+
+    def check_resources(self, task: BaseTask, request: ResourceRequest) -> None:
+        if request.ranks > 1 and task.function is not None:  # type: ignore[attr-defined]
+            raise ResourceError(
+                f"{task_label(task.uid)} asks for ranks={request.ranks}: the concurrent backend "
+                "runs a function as one rank (in this process); run a multi-rank job as an "
+                "executable, or on the Dragon backend"
+            )
+        super().check_resources(task, request)
+
+    def _scheduler(self) -> SlotScheduler:
+        if self._slots is None:
+            node, backfill = self._node_options.find()
+            self._slots = SlotScheduler([node], backfill=backfill)
+        return self._slots
+
+    def _submit_placed(self, task: ComputeTask, request: ResourceRequest) -> None:
+        slots = self._scheduler().submit(task, request)
+        if slots is not None:
+            self._start_placed(task, slots)
+
+    def _start_placed(self, task: ComputeTask, slots: list[RankSlot]) -> None:
+        """Run ``task`` on its slots (from the loop, or from the thread that freed them)."""
+        self._placements[task] = slots
+        cores = len(self._scheduler().nodes[0].cores)
+        try:
+            if task.function is None:
+                if self._placed_launcher is None:
+                    self._placed_launcher = TaskThreadPool(
+                        self._run_placed_executable, cores, f"rhapsody-{self.name}-ranks"
+                    )
+                self._placed_launcher.submit(task)
+            elif self._dispatcher is not None:
+                self._on_loop(self._dispatcher.submit, task)
+            elif self._executor is not None:
+                self._executor.submit(self._run_placed_function, task)
+            else:
+                if self._placed_threads is None:
+                    self._placed_threads = TaskThreadPool(
+                        self._run_placed_function, cores, f"rhapsody-{self.name}-placed"
+                    )
+                self._placed_threads.submit(task)
+        except Exception as exc:  # noqa: BLE001 - e.g. shut down under us: the task fails
+            self._release(task)
+            task.exception = BackendError(
+                f"backend {self.name!r} could not start task {task.uid}: "
+                f"{type(exc).__name__}: {exc}"
+            )
+            self._on_loop(self.report, task, _FAILED)
+
+    def _on_loop(self, call: Any, *args: Any) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            call(*args)
+        else:
+            loop.call_soon_threadsafe(call, *args)
+
+    def _release(self, task: ComputeTask) -> None:
+        slots = self._placements.pop(task, None)
+        if slots is not None and self._slots is not None and not self._closed:
+            for started, placed in self._slots.release(slots):
+                self._start_placed(started, placed)
+
+    def _run_placed_function(self, task: ComputeTask) -> None:
+        try:
+            self._run_function(task)
+        finally:
+            self._release(task)
+
+    def _run_placed_executable(self, task: ComputeTask) -> None:
+        try:
+            run_ranks(
+                task,
+                self._placements.get(task) or [],
+                self._inbox.push,  # type: ignore[union-attr]
+                self._jobs,
+                self._task_dir,
+                self._is_closed,
+                bool(self._scheduler().nodes[0].gpus),
+            )
+        finally:
+            self._release(task)
 
     async def submit_tasks(self, tasks: Sequence[BaseTask]) -> None:
         if self._closed:
@@ -139,7 +270,10 @@ class ConcurrentExecutionBackend(ExecutionBackend):
         run_function = self._run_function
         for i, task in enumerate(tasks):
             try:
-                if task.function is None:  # type: ignore[attr-defined]
+                request = task.resources
+                if request is not None:
+                    self._submit_placed(task, request)  # type: ignore[arg-type]
+                elif task.function is None:  # type: ignore[attr-defined]
                     self._launch_executable(task)  # type: ignore[arg-type]
                 elif threads is not None:
                     threads.submit(task)
@@ -241,6 +375,12 @@ class ConcurrentExecutionBackend(ExecutionBackend):
             process = processes.get(task)  # type: ignore[call-overload]
             if process is not None:
                 kill(process)
+            elif task in self._jobs:
+                for rank in list(self._jobs.get(task) or ()):
+                    kill(rank)
+            elif self._slots is not None and task not in self._placements:
+                for started, placed in self._slots.discard(task):  # it waited for resources
+                    self._start_placed(started, placed)
             elif self._dispatcher is not None and task.function is not None:  # type: ignore[attr-defined]
                 running_in_pool.append(task)  # type: ignore[arg-type]
             else:
@@ -250,16 +390,23 @@ class ConcurrentExecutionBackend(ExecutionBackend):
             # queued executables and thread-pool functions are skipped once the task ended
         if running_in_pool and self._dispatcher is not None:
             self._dispatcher.kill_running(running_in_pool)
+            for task in running_in_pool:
+                self._release(task)
 
     async def shutdown(self) -> None:
         if self._closed:
             return
         self._closed = True
+        if self._slots is not None:
+            self._slots.drain()  # waiting tasks never start
         self._kill_processes()
         waits = []
-        if self._launcher is not None:
-            self._launcher.shutdown()
-            waits.append(asyncio.to_thread(self._launcher.join, 10))
+        for launcher in (self._launcher, self._placed_launcher):
+            if launcher is not None:
+                launcher.shutdown()
+                waits.append(asyncio.to_thread(launcher.join, 10))
+        if self._placed_threads is not None:
+            self._placed_threads.shutdown()
         if self._dispatcher is not None:
             pool = self._dispatcher.close()
             terminate_workers(pool)  # before shutdown(): it forgets its processes
@@ -277,6 +424,9 @@ class ConcurrentExecutionBackend(ExecutionBackend):
     def _kill_processes(self) -> None:
         for process in list(self._processes.values()):
             kill(process)
+        for ranks in list(self._jobs.values()):
+            for rank in list(ranks):
+                kill(rank)
 
     def _stop_at_exit(self) -> None:
         """Interpreter exit without a shutdown (Ctrl-C outside ``async with``): no strays."""
@@ -284,5 +434,6 @@ class ConcurrentExecutionBackend(ExecutionBackend):
         self._kill_processes()
         if self._dispatcher is not None:
             terminate_workers(self._dispatcher.pool)
-        if self._launcher is not None:
-            self._launcher.shutdown()
+        for launcher in (self._launcher, self._placed_launcher):
+            if launcher is not None:
+                launcher.shutdown()
