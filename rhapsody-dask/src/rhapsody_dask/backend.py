@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+import attrs
 import cloudpickle  # type: ignore[import-untyped]
 from distributed import Client, Future
 
@@ -36,11 +37,13 @@ from rhapsody.backends import ExecutionBackend
 from rhapsody.backends.exit_status import describe_exit
 from rhapsody.backends.inbox import LoopInbox
 from rhapsody.backends.task_output import store_output
+from rhapsody.resources import NodeResources, ResourceRequest, check_request
 
 from . import worker_side
 from .connection import DaskConnection, connect
 from .options import check_options as check_dask_options
 from .options import placement, unsatisfiable
+from .resources import declare_own_workers, executable_env, worker_nodes
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +71,10 @@ class DaskExecutionBackend(ExecutionBackend):
     Per-task options (``task_backend_specific_kwargs``): ``resources`` (Dask worker resources,
     e.g. ``{"GPU": 1}``), ``workers``, ``priority``, ``retries``, and for executables ``cwd``,
     ``env`` and ``shell``.
+
+    Resource requests (``cores_per_rank``, ``gpus_per_rank``, ``mem_per_rank``) become the Dask
+    resources ``CPU``, ``GPU`` and ``MEMORY`` (see :mod:`rhapsody_dask.resources`); a task runs as
+    one process, so ``ranks`` above 1 is refused.
     """
 
     default_name = "dask"
@@ -156,6 +163,7 @@ class DaskExecutionBackend(ExecutionBackend):
         self._retired: list[Future[Any]] = []
         self._collector: asyncio.Task[None] | None = None
         self._inbox: LoopInbox | None = None
+        self._offered: dict[str, dict[str, float]] = {}  # worker address -> its resources
 
     @property
     def client(self) -> Client:
@@ -171,8 +179,13 @@ class DaskExecutionBackend(ExecutionBackend):
 
     async def initialize(self) -> None:
         self._conn = await connect(
-            self._cluster, self._client_arg, self._address, self._cluster_kwargs, self._timeout
+            self._cluster,
+            self._client_arg,
+            self._address,
+            declare_own_workers(self._cluster_kwargs),
+            self._timeout,
         )
+        self._offered = await self.client.run_on_scheduler(worker_side.worker_resources)
         self._inbox = LoopInbox(asyncio.get_running_loop(), self._future_done)
         self._conn.client.subscribe_topic(self._topic, self._on_event)
 
@@ -180,6 +193,41 @@ class DaskExecutionBackend(ExecutionBackend):
 
     def check_options(self, task: BaseTask) -> None:
         check_dask_options(task)  # type: ignore[arg-type]
+
+    # -- resources --------------------------------------------------------------------------------
+
+    def resource_nodes(self) -> list[NodeResources]:
+        """Each worker with the resources it declares (what the scheduler last told the client,
+        and what the backend saw at start and at its last submission)."""
+        offered = dict(self._offered)
+        if self._conn is not None:
+            for address, worker in self.client.scheduler_info().get("workers", {}).items():
+                offered.setdefault(address, dict(worker.get("resources") or {}))
+        return worker_nodes(offered)
+
+    def check_resources(self, task: BaseTask, request: ResourceRequest) -> None:
+        if request.ranks > 1:
+            raise ResourceError(
+                f"{task_label(task.uid)} asks for ranks={request.ranks}: the Dask backend runs "
+                "each task as one process on one worker; run multi-rank jobs on the "
+                "concurrent or Dragon backend"
+            )
+        if "resources" in task.task_backend_specific_kwargs:
+            raise ResourceError(
+                f"{task_label(task.uid)} gives both a resource request ({request.describe()}) "
+                "and task_backend_specific_kwargs['resources']: use one of them"
+            )
+        nodes = self.resource_nodes()
+        if task.cores_per_rank is None:  # not asked for: not a Dask resource of this task
+            nodes = [attrs.evolve(n, cores=(0,) * request.cores_per_rank) for n in nodes]
+        try:
+            check_request(self.name, task.uid, request, nodes, spans_nodes=False)
+        except ResourceError as error:
+            raise ResourceError(
+                f"{error} Workers take tasks with requests when they declare the Dask resources "
+                "CPU, GPU and MEMORY (dask worker --resources 'CPU=16 GPU=4 MEMORY=64e9'); the "
+                "backend's own LocalCluster declares them itself."
+            ) from None
 
     async def submit_tasks(self, tasks: Sequence[BaseTask]) -> None:
         if self._closed:
@@ -193,6 +241,7 @@ class DaskExecutionBackend(ExecutionBackend):
             if resources:
                 if offered is None:
                     offered = await self.client.run_on_scheduler(worker_side.worker_resources)
+                    self._offered = offered
                 if unsatisfiable(resources, offered):
                     self._fail_unsatisfiable(group, dict(resources), offered)
                     continue
@@ -249,7 +298,7 @@ class DaskExecutionBackend(ExecutionBackend):
                 [_command(t) for t in tasks],
                 [bool(t.task_backend_specific_kwargs.get("shell")) for t in tasks],
                 [_cwd(t) for t in tasks],
-                [t.task_backend_specific_kwargs.get("env") for t in tasks],
+                [executable_env(t) for t in tasks],
                 [t.timeout for t in tasks],
                 topics,
                 keys,

@@ -9,6 +9,8 @@ from rhapsody.api import ComputeTask
 from rhapsody.api.validators import integer, real
 from rhapsody.backends.task_options import check_process_option, option_error
 
+from .resources import dask_resources
+
 OPTIONS = ("resources", "workers", "priority", "retries", "cwd", "env", "shell")
 
 
@@ -35,12 +37,17 @@ def check_options(task: ComputeTask) -> None:
 def placement(task: ComputeTask) -> tuple[Any, ...]:
     """The ``client.map`` options of a task, as a hashable group key."""
     options = task.task_backend_specific_kwargs
+    request = task.resources
     if not options:
-        return (None, None, 0, None)
+        if request is None:
+            return (None, None, 0, None)
+        return (dask_resources(task, request), None, 0, None)
     resources = options.get("resources")
     workers = options.get("workers")
     return (
-        tuple(sorted((k, real(v)) for k, v in resources.items())) if resources else None,
+        tuple(sorted((k, real(v)) for k, v in resources.items()))
+        if resources
+        else (dask_resources(task, request) if request is not None else None),
         (workers,) if isinstance(workers, str) else (tuple(workers) if workers else None),
         integer(options.get("priority", 0)),
         integer(options.get("retries")),
