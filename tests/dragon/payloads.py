@@ -64,3 +64,20 @@ def fail_on_odd_pid() -> int:
 def shout(word: str) -> str:
     print(f"shout {word}", flush=True)
     return word
+
+
+def placement_report(seconds: float = 0.0) -> dict:
+    """What a placed rank saw: its rank variables, GPUs, CPU affinity, and when it ran."""
+    start = time.time()
+    time.sleep(seconds)
+    env = os.environ
+    return {
+        "rank": env.get("RANK"),
+        "world": env.get("WORLD_SIZE"),
+        "local": env.get("LOCAL_RANK"),
+        "cuda": env.get("CUDA_VISIBLE_DEVICES"),
+        "omp": env.get("OMP_NUM_THREADS"),
+        "cpus": sorted(os.sched_getaffinity(0)),
+        "start": start,
+        "end": time.time(),
+    }

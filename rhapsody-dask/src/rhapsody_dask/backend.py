@@ -218,7 +218,7 @@ class DaskExecutionBackend(ExecutionBackend):
                 "and task_backend_specific_kwargs['resources']: use one of them"
             )
         nodes = self.resource_nodes()
-        if task.cores_per_rank is None:  # not asked for: not a Dask resource of this task
+        if getattr(task, "cores_per_rank", None) is None:  # not asked: no Dask resource
             nodes = [attrs.evolve(n, cores=(0,) * request.cores_per_rank) for n in nodes]
         try:
             check_request(self.name, task.uid, request, nodes, spans_nodes=False)

@@ -32,18 +32,22 @@ from rhapsody.api import (
     BackendError,
     BaseTask,
     ComputeTask,
+    ResourceError,
     TaskCanceledError,
     TaskState,
 )
+from rhapsody.api.errors import task_label
 from rhapsody.api.validators import integer
 from rhapsody.backends import ExecutionBackend
 from rhapsody.backends.inbox import LoopInbox
+from rhapsody.resources import NodeResources, RankSlot, ResourceRequest, SlotScheduler
 
 from .function_pool import FunctionPool
 from .global_services import GS_LOCK, destroy_queue, new_queue
 from .launcher import JobOutcome, ProcessLauncher
 from .outcomes import apply_call, apply_job
 from .reaper import Reaper
+from .resources import allocation_nodes, placed_plan
 from .runtime import allocation_cores, node_hostnames, require_runtime, this_node_huid
 from .templates import check_options, process_plan
 from .worker_side import MARK_BACKEND, kill_marked
@@ -68,6 +72,16 @@ class DragonExecutionBackendV3(ExecutionBackend):
         num_workers: processes of the function pool; by default the cores the allocation gives
             this process on its node, times the allocation's nodes.
         name: the backend's name in a session.
+        cores: for tasks with a resource request, how many CPUs each node hands out (default:
+            its CPUs).
+        gpus: the GPU ids each node hands out (default: what Dragon finds on it). Given GPUs
+            are only named in ``CUDA_VISIBLE_DEVICES``, not passed to Dragon's policy.
+        backfill: how many tasks may start ahead of a waiting wide task (default: the cores of
+            the largest node).
+
+    Tasks with a resource request (``ranks``, ``cores_per_rank``, ``gpus_per_rank``,
+    ``mem_per_rank``) run as one Dragon process per rank, each placed by a policy on the host,
+    CPUs and GPUs the backend chose for it; the ranks of a job may spread over nodes.
 
     Per-task options (``task_backend_specific_kwargs``): ``process_template`` (a dict of Dragon
     ``ProcessTemplate`` parameters: ``cwd``, ``env``, ``stdin``, ``stdout``, ``stderr``,
@@ -76,13 +90,35 @@ class DragonExecutionBackendV3(ExecutionBackend):
     """
 
     default_name = "dragon"
+    ranks_span_nodes = True
 
-    def __init__(self, num_workers: int | None = None, name: str = "dragon") -> None:
+    def __init__(
+        self,
+        num_workers: int | None = None,
+        name: str = "dragon",
+        *,
+        cores: int | None = None,
+        gpus: Sequence[int | str] | None = None,
+        backfill: int | None = None,
+    ) -> None:
         super().__init__(name)
+        owner = type(self).__name__
         if num_workers is not None and (integer(num_workers) or 0) < 1:
-            raise BackendConfigurationError(
-                type(self).__name__, "num_workers", "an integer >= 1", num_workers
-            )
+            raise BackendConfigurationError(owner, "num_workers", "an integer >= 1", num_workers)
+        if cores is not None and (integer(cores) or 0) < 1:
+            raise BackendConfigurationError(owner, "cores", "a count of CPUs >= 1", cores)
+        if gpus is not None and (
+            isinstance(gpus, (str, bytes))
+            or not all(isinstance(g, str) or integer(g) is not None for g in gpus)
+        ):
+            raise BackendConfigurationError(owner, "gpus", "a list of GPU ids", gpus)
+        if backfill is not None and (integer(backfill) is None or backfill < 0):
+            raise BackendConfigurationError(owner, "backfill", "an integer >= 0", backfill)
+        self._cores = integer(cores)
+        self._gpus = None if gpus is None else tuple(str(g) for g in gpus)
+        self._backfill = backfill
+        self._slots: SlotScheduler | None = None
+        self._placements: dict[ComputeTask, list[RankSlot]] = {}
         self._num_workers = integer(num_workers)
         self._token = f"rhapsody-{uuid.uuid4().hex[:12]}"
         self._tasks: dict[str, ComputeTask] = {}
@@ -111,6 +147,8 @@ class DragonExecutionBackendV3(ExecutionBackend):
         with GS_LOCK:
             hostnames = node_hostnames()
             local = this_node_huid()
+            nodes = allocation_nodes(self._cores, self._gpus)
+        self._slots = SlotScheduler(nodes, spans_nodes=True, backfill=self._backfill)
         size = self._num_workers or allocation_cores(len(hostnames))
         self._outq = new_queue(_RESULT_QUEUE_SIZE)
         self._out_dir = tempfile.mkdtemp(prefix=f"{self._token}-")
@@ -156,6 +194,34 @@ class DragonExecutionBackendV3(ExecutionBackend):
     def check_options(self, task: BaseTask) -> None:
         check_options(task)
 
+    # -- resources --------------------------------------------------------------------------------
+
+    def resource_nodes(self) -> tuple[NodeResources, ...]:
+        return self._slots.nodes if self._slots is not None else ()
+
+    def check_resources(self, task: BaseTask, request: ResourceRequest) -> None:
+        options = task.task_backend_specific_kwargs
+        given = [k for k in ("process_template", "process_templates") if k in options]
+        if given:
+            raise ResourceError(
+                f"{task_label(task.uid)} gives both a resource request ({request.describe()}) "
+                f"and task_backend_specific_kwargs[{given[0]!r}]: use one of them (the request "
+                "lets the backend place the ranks; templates place them yourself)"
+            )
+        super().check_resources(task, request)
+
+    def _launch_placed(self, task: ComputeTask, slots: list[RankSlot]) -> None:
+        assert self._slots is not None and self._launcher is not None
+        self._placements[task] = slots
+        plan = placed_plan(task, slots, self._slots.nodes, real_gpus=self._gpus is None)
+        self._launcher.submit(task, plan)
+
+    def _release(self, task: ComputeTask) -> None:
+        slots = self._placements.pop(task, None)
+        if slots is not None and self._slots is not None and not self._closed:
+            for started, placed in self._slots.release(slots):
+                self._launch_placed(started, placed)
+
     async def submit_tasks(self, tasks: Sequence[BaseTask]) -> None:
         if self._closed:
             raise BackendError(f"backend {self.name!r} is shut down")
@@ -166,6 +232,13 @@ class DragonExecutionBackendV3(ExecutionBackend):
         for task in tasks:
             assert isinstance(task, ComputeTask)
             registry[task.uid] = task
+            request = task.resources
+            if request is not None:
+                assert self._slots is not None
+                slots = self._slots.submit(task, request)
+                if slots is not None:
+                    self._launch_placed(task, slots)
+                continue
             plan = process_plan(task)
             if plan is None:
                 functions.append(task)
@@ -222,6 +295,8 @@ class DragonExecutionBackendV3(ExecutionBackend):
     # -- completion (event loop) ------------------------------------------------------------------
 
     def _complete(self, task: ComputeTask, outcome: Any) -> None:
+        if self._placements and outcome is not _STARTED:
+            self._release(task)  # its processes have ended (or never started)
         if task.done:
             self._tasks.pop(task.uid, None)
             return
@@ -229,6 +304,8 @@ class DragonExecutionBackendV3(ExecutionBackend):
             return
         if outcome is _STARTED:
             self.report(task, _RUNNING)
+            return
+        if outcome is None:  # a job dropped before it started (its task had ended)
             return
         self._tasks.pop(task.uid, None)
         if isinstance(outcome, JobOutcome):
@@ -252,6 +329,9 @@ class DragonExecutionBackendV3(ExecutionBackend):
         # and is then dropped, so a canceled task never ends FAILED.
         for task in mine:
             self._tasks.pop(task.uid, None)
+            if self._slots is not None and task not in self._placements:
+                for started, placed in self._slots.discard(task):  # it waited for resources
+                    self._launch_placed(started, placed)
             if not task.done:
                 task.exception = TaskCanceledError(task.uid, "canceled")
                 self.report(task, _CANCELED)
@@ -272,6 +352,8 @@ class DragonExecutionBackendV3(ExecutionBackend):
         if self._closed:
             return
         self._closed = True
+        if self._slots is not None:
+            self._slots.drain()  # waiting tasks never start
         if self._pool is not None:
             await asyncio.to_thread(self._stop)
         for task in list(self._tasks.values()):

@@ -262,6 +262,7 @@ class ProcessLauncher:
     def _drop(self, job: Job) -> None:
         with self._lock:
             self._jobs.pop(job.task.uid, None)
+        self._deliver(job.task, None)  # it never started: the backend frees what it held
 
     # -- stopping ---------------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ def apply_call(task: ComputeTask, outcome: CallOutcome, task_dir: str | None) ->
 def apply_job(task: ComputeTask, outcome: JobOutcome) -> bool:
     """A task that ran as Dragon processes; True when every process succeeded."""
     n = len(outcome.codes)
-    job = "process_templates" in task.task_backend_specific_kwargs
+    job = "process_templates" in task.task_backend_specific_kwargs or (task.ranks or 1) > 1
     if outcome.error is not None:
         task.exception = BackendError(f"{task_label(task.uid)}: {outcome.error}")
         return False

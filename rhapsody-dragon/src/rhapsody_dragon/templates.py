@@ -172,6 +172,13 @@ def process_plan(task: ComputeTask) -> list[Template] | None:
         return None
     else:
         plan = [{}]
+    return apply_common(task, plan)
+
+
+def apply_common(task: ComputeTask, plan: list[Template]) -> list[Template]:
+    """Give every template of ``plan`` the task's top-level ``cwd`` and ``env`` (a template's own
+    values win)."""
+    options = task.task_backend_specific_kwargs
     common = {k: options[k] for k in ("cwd", "env") if options.get(k) is not None}
     for template in plan:
         for key, value in common.items():

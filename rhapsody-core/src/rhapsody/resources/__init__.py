@@ -7,6 +7,7 @@ nodes offer as :class:`NodeResources`; :func:`check_request` refuses a request n
 satisfy, and :class:`SlotScheduler` places ranks on free cores and GPUs, never oversubscribing.
 """
 
+from .environment import rank_environment
 from .fit import check_request, ranks_that_fit
 from .inventory import NodeResources, discover_gpus, local_node
 from .request import ResourceRequest, parse_memory
@@ -21,5 +22,6 @@ __all__ = [
     "discover_gpus",
     "local_node",
     "parse_memory",
+    "rank_environment",
     "ranks_that_fit",
 ]

@@ -14,13 +14,14 @@ import contextlib
 import os
 import select
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import IO
 
 from ...api.clock import now
 from ...api.errors import TaskExecutionError
 from ...api.states import TaskState
 from ...api.task import ComputeTask
+from ...resources.environment import rank_environment
 from ...resources.slots import RankSlot
 from .. import where
 from ..exit_status import describe_exit, os_error_text
@@ -36,20 +37,6 @@ _PROCESS_CPUS = (
 )
 
 Jobs = dict[ComputeTask, list[subprocess.Popen[bytes]]]
-
-
-def rank_environment(
-    env: Mapping[str, str] | None, rank: int, slot: RankSlot, world: int, node_has_gpus: bool
-) -> dict[str, str]:
-    """What rank ``rank`` of ``world`` gets added to its environment."""
-    added = dict(env or {})
-    added.update(
-        RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), LOCAL_WORLD_SIZE=str(world)
-    )
-    added.setdefault("OMP_NUM_THREADS", str(len(slot.cpus)))
-    if slot.gpu_ids or node_has_gpus:
-        added["CUDA_VISIBLE_DEVICES"] = ",".join(slot.gpu_ids)
-    return added
 
 
 def run_ranks(
@@ -136,7 +123,7 @@ def _start(
                 files.enter_context(output_file()),
             )
             outputs.append((out, err))
-            env = rank_environment(options.get("env"), rank, slot, len(slots), node_has_gpus)
+            env = rank_environment(options.get("env"), rank, slot, slots, node_has_gpus)
             _pin_this_thread(slot.cpus)  # the child inherits this thread's CPU affinity
             processes.append(start(command, shell=shell, cwd=cwd, env=env, stdout=out, stderr=err))
     except BaseException:
@@ -230,9 +217,11 @@ def _finish(
     if paths is not None:
         task.stdout, task.stderr = paths
     else:
-        task.stdout = "".join(read_back(out) for out, _ in outputs)
+        outs = [read_back(out) for out, _ in outputs]
+        task.stdout = "".join(outs)
         task.stderr = "".join(read_back(err) for _, err in outputs)
-        task.return_value = task.stdout
+        # one rank: its output; a job: each rank's, in rank order (as on the Dragon backend)
+        task.return_value = outs[0] if len(outs) == 1 else outs
     if first_failed is not None:
         message = describe_exit(code)
         if len(codes) > 1:
