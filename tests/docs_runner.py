@@ -68,8 +68,10 @@ def run_block(
     launcher: str | None = None,
     staged: dict[str, Path] | None = None,
     env_extra: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
 ) -> str:
-    """Run one block; python blocks through ``launcher`` (e.g. ``dragon``) when given.
+    """Run one block; python blocks through ``launcher`` (e.g. ``dragon``) when given, with
+    command-line ``args`` (as the page tells a reader to run it).
 
     ``staged`` files (name -> path) are linked into the example's directory first, as the files
     a reader has beside the script (a model, a simulation script).
@@ -81,9 +83,9 @@ def run_block(
     if language == "python":
         script = tmp_path / "example.py"
         script.write_text(code)
-        cmd = [sys.executable, str(script)]
+        cmd = [sys.executable, str(script), *args]
         if launcher is not None:
-            cmd = [str(Path(sys.executable).parent / launcher), str(script)]
+            cmd = [str(Path(sys.executable).parent / launcher), str(script), *args]
     elif language == "bash":
         cmd = ["bash", "-euo", "pipefail", "-c", code]
     elif language == "toml":

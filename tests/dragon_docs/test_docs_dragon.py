@@ -19,3 +19,13 @@ def test_the_page_has_code():
 @pytest.mark.parametrize(("language", "code"), list(blocks(PAGES)))
 def test_code_block(language, code, tmp_path):
     run_block(language, code, tmp_path, launcher="dragon")
+
+
+def test_the_resources_workflow_runs_unchanged_on_dragon(tmp_path):
+    """The Resources page's workflow, as a reader runs it: ``dragon resources_workflow.py
+    dragon``."""
+    (language, code), *_ = [p.values for p in blocks([DOCS / "resources.md"])]
+    out = run_block(language, code, tmp_path, launcher="dragon", args=("dragon",))
+    assert "dragon: " in out
+    assert "DONE ranks=1, cores_per_rank=2 -> 2 2" in out  # two cores, OMP_NUM_THREADS=2
+    assert "-> 6" in out
