@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import attrs
 
 from ..resources import request as resource_fields
-from ..resources.request import ResourceRequest
+from ..resources.request import ResourceRequest, request_of
 from . import validators as v
 from .errors import TaskNotSubmittedError, TaskValidationError, task_label
 from .portable import (
@@ -304,33 +304,29 @@ class ComputeTask(BaseTask):
         default=(), validator=v.str_sequence, on_setattr=_NO_HOOKS
     )
     # The resource request (RADICAL-Pilot's vocabulary). None: not requested; a task that
-    # requests nothing runs as every backend runs such tasks (see docs/resources.md).
+    # requests nothing runs as every backend runs such tasks (see docs/resources.md). Checked
+    # in __attrs_post_init__ only when one is given (no per-task cost otherwise).
     ranks: int | None = attrs.field(
-        default=None,
-        converter=resource_fields.to_count,
-        validator=resource_fields.positive_count,
-        on_setattr=_NO_HOOKS,
+        default=None, metadata=resource_fields.RANKS, on_setattr=_NO_HOOKS
     )
     cores_per_rank: int | None = attrs.field(
-        default=None,
-        converter=resource_fields.to_count,
-        validator=resource_fields.positive_count,
-        on_setattr=_NO_HOOKS,
+        default=None, metadata=resource_fields.CORES, on_setattr=_NO_HOOKS
     )
     gpus_per_rank: float | None = attrs.field(
-        default=None,
-        converter=resource_fields.to_gpus,
-        validator=resource_fields.gpu_count,
-        on_setattr=_NO_HOOKS,
+        default=None, metadata=resource_fields.GPUS, on_setattr=_NO_HOOKS
     )
     mem_per_rank: int | None = attrs.field(
-        default=None,
-        converter=resource_fields.to_memory,
-        validator=resource_fields.memory,
-        on_setattr=_NO_HOOKS,
+        default=None, metadata=resource_fields.MEMORY, on_setattr=_NO_HOOKS
     )
 
     def __attrs_post_init__(self) -> None:
+        if (
+            self.ranks is not None
+            or self.cores_per_rank is not None
+            or self.gpus_per_rank is not None
+            or self.mem_per_rank is not None
+        ):
+            resource_fields.check_fields(self)
         if self.function is None:
             if self.executable is None:
                 raise TaskValidationError(
@@ -373,7 +369,7 @@ class ComputeTask(BaseTask):
         )
         if ranks is None and cores is None and gpus is None and memory is None:
             return None
-        return ResourceRequest(ranks or 1, cores or 1, gpus or 0, memory)
+        return request_of(ranks, cores, gpus, memory)
 
     @property
     def is_function(self) -> bool:

@@ -102,7 +102,9 @@ def assignment_checks(cls: type) -> dict[str, Callable[[Any, Any], Any]]:
     """Per described (init) field of ``cls``: convert and validate an assigned value."""
 
     def make(field: Any) -> Callable[[Any, Any], Any]:
-        convert, validate = field.converter, field.validator
+        # checks kept in metadata are the ones __attrs_init__ skips (see the resource fields)
+        convert = field.converter or field.metadata.get("convert")
+        validate = field.validator or field.metadata.get("validate")
 
         def check(inst: Any, value: Any) -> Any:
             if convert is not None:

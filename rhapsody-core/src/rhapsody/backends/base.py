@@ -115,12 +115,22 @@ class Backend(RhapsodyPyBackendMethods, abc.ABC):
         with a resource request to :meth:`check_resources`.
         """
         check = self.check_options
+        # Tasks asking alike (the same interned request object) and of the same kind fit
+        # alike: checked once per batch. The dict keeps each request alive, so ids stay unique.
+        checked: dict[tuple[int, bool], ResourceRequest] = {}
         for task in tasks:
             if task.task_backend_specific_kwargs:
                 check(task)
+                request = task.resources
+                if request is not None:
+                    self.check_resources(task, request)  # may depend on the options
+                continue
             request = task.resources
             if request is not None:
-                self.check_resources(task, request)
+                key = (id(request), getattr(task, "function", None) is None)
+                if key not in checked:
+                    self.check_resources(task, request)
+                    checked[key] = request
 
     def check_options(self, task: BaseTask) -> None:
         """Reject ``task_backend_specific_kwargs`` this backend does not understand."""

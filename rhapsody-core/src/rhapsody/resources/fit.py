@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..api.errors import ResourceError, task_label
 from .inventory import NodeResources
 from .request import GPU_UNITS, ResourceRequest
 
@@ -41,6 +40,8 @@ def check_request(
     enough = sum(fits) if spans_nodes else max(fits, default=0)
     if enough >= request.ranks:
         return
+    from ..api.errors import ResourceError, task_label  # rhapsody.api imports this package
+
     where = "together" if spans_nodes else "on one node"
     offered = "; ".join(node.describe() for node in nodes[:4])
     if len(nodes) > 4:

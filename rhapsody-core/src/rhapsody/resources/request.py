@@ -8,8 +8,6 @@ from typing import Any
 
 import attrs
 
-from ..api.errors import TaskValidationError
-
 GPU_UNITS = 1000  # GPUs are counted in thousandths, so that shares add up exactly
 
 _UNITS = {
@@ -58,7 +56,7 @@ def format_bytes(size: int) -> str:
     return f"{size} bytes"  # pragma: no cover
 
 
-@attrs.frozen(slots=True)
+@attrs.frozen(slots=True, cache_hash=True)
 class ResourceRequest:
     """A task's resource request, with the defaults filled in.
 
@@ -99,6 +97,9 @@ class ResourceRequest:
 
 
 def _fail(inst: Any, attribute: Any, expected: str, value: Any) -> None:
+    # imported here: rhapsody.api (whose tasks use these checks) imports this module
+    from ..api.errors import TaskValidationError
+
     raise TaskValidationError(attribute.name, expected, value, owner=type(inst).__name__)
 
 
@@ -165,3 +166,51 @@ def memory(inst: Any, attribute: Any, value: Any) -> None:
             "bytes per rank: an integer > 0 or a size such as '512MB' or '4GiB'; or None",
             value,
         )
+
+
+# How each field is converted and checked (attrs metadata of ComputeTask's fields: applied by
+# check_fields at construction, and by the task's assignment checks).
+RANKS = {"convert": to_count, "validate": positive_count}
+CORES = {"convert": to_count, "validate": positive_count}
+GPUS = {"convert": to_gpus, "validate": gpu_count}
+MEMORY = {"convert": to_memory, "validate": memory}
+FIELDS = ("ranks", "cores_per_rank", "gpus_per_rank", "mem_per_rank")
+
+
+def check_fields(task: Any) -> None:
+    """Convert and validate the resource fields of ``task`` that were given."""
+    checks = _CHECKS.get(type(task))
+    if checks is None:
+        fields = attrs.fields_dict(type(task))
+        checks = _CHECKS[type(task)] = [
+            (
+                name,
+                fields[name],
+                fields[name].metadata["convert"],
+                fields[name].metadata["validate"],
+            )
+            for name in FIELDS
+        ]
+    for name, field, convert, validate in checks:
+        value = getattr(task, name)
+        if value is not None:
+            value = convert(value)
+            validate(task, field, value)
+            object.__setattr__(task, name, value)
+
+
+_CHECKS: dict[type, list[tuple[str, Any, Any, Any]]] = {}
+
+_INTERNED: dict[tuple[Any, ...], ResourceRequest] = {}
+
+
+def request_of(ranks: Any, cores: Any, gpus: Any, memory: Any) -> ResourceRequest:
+    """The (shared) request with these values, defaults filled in: tasks asking alike share one
+    object, so checks and scheduling can treat them as one."""
+    key = (ranks, cores, gpus, memory)
+    request = _INTERNED.get(key)
+    if request is None:
+        request = ResourceRequest(ranks or 1, cores or 1, gpus or 0, memory)
+        if len(_INTERNED) < 4096:
+            _INTERNED[key] = request
+    return request

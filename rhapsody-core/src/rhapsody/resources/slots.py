@@ -15,9 +15,7 @@ import itertools
 import threading
 from collections import deque
 from collections.abc import Hashable, Sequence
-from typing import Any
-
-import attrs
+from typing import Any, NamedTuple
 
 from .inventory import NodeResources
 from .request import GPU_UNITS, ResourceRequest
@@ -27,8 +25,7 @@ BACKFILL_WINDOW = 64  # how far behind the head backfill looks for a task that f
 Placed = list[tuple[Any, list["RankSlot"]]]
 
 
-@attrs.frozen(slots=True)
-class RankSlot:
+class RankSlot(NamedTuple):
     """Where one rank runs: its node, the CPU ids it is pinned to and the GPUs it sees."""
 
     node: int  # index of the node in the scheduler's nodes
@@ -64,10 +61,12 @@ class SlotScheduler:
         self._gpu_free = [[GPU_UNITS] * len(n.gpus) for n in self.nodes]
         self._memory = [n.memory for n in self.nodes]
         self._waiting: deque[tuple[Any, ResourceRequest]] = deque()
+        self._simple: dict[tuple[int, ...], RankSlot] = {}
         self._bypassed = 0  # tasks started ahead of the current head
         self._lock = threading.Lock()
         self.cores_in_use = 0
         self.peak_cores = 0
+        self._total_cores = sum(len(n.cores) for n in self.nodes)
 
     @property
     def waiting(self) -> int:
@@ -80,26 +79,36 @@ class SlotScheduler:
             return sum(len(f) for f in self._free)
 
     def _free_any(self) -> bool:
-        return any(self._free)
+        return self.cores_in_use < self._total_cores  # every rank needs at least one core
 
     # -- the backend's calls ----------------------------------------------------------------------
 
     def submit(self, item: Hashable, request: ResourceRequest) -> list[RankSlot] | None:
         """Place ``item`` now (its rank slots) or queue it (None: it comes back from a later
         :meth:`release` or :meth:`discard`)."""
+        placed = self.submit_many(((item, request),))
+        return placed[0][1] if placed else None
+
+    def submit_many(self, requests: Sequence[tuple[Any, ResourceRequest]]) -> Placed:
+        """:meth:`submit` for many items under one lock; returns those placed now."""
+        placed: Placed = []
         with self._lock:
-            if not self._waiting:
-                placed = self._place(request)
-                if placed is not None:
-                    return placed
-                self._bypassed = 0  # it becomes the head
-            elif self._bypassed < self.backfill and self._free_any():
-                placed = self._place(request)  # backfill: it fits beside the waiting head
-                if placed is not None:
-                    self._bypassed += 1
-                    return placed
-            self._waiting.append((item, request))
-            return None
+            waiting = self._waiting
+            for item, request in requests:
+                if not waiting:
+                    slots = self._place(request)
+                    if slots is not None:
+                        placed.append((item, slots))
+                        continue
+                    self._bypassed = 0  # it becomes the head
+                elif self._bypassed < self.backfill and self._free_any():
+                    slots = self._place(request)
+                    if slots is not None:
+                        self._bypassed += 1
+                        placed.append((item, slots))
+                        continue
+                waiting.append((item, request))
+        return placed
 
     def release(self, slots: Sequence[RankSlot]) -> Placed:
         """Give back the slots of a finished task; returns the waiting tasks that start now."""
@@ -131,7 +140,8 @@ class SlotScheduler:
     def _schedule(self) -> Placed:
         started: Placed = []
         waiting = self._waiting
-        while waiting:
+        total = self._total_cores
+        while waiting and self.cores_in_use < total:
             item, request = waiting[0]
             placed = self._place(request)
             if placed is None:
@@ -169,6 +179,8 @@ class SlotScheduler:
         waiting.appendleft(head)
 
     def _place(self, request: ResourceRequest) -> list[RankSlot] | None:
+        if request.ranks == 1 and not request.gpus_per_rank and not request.mem_per_rank:
+            return self._place_cores(request.cores_per_rank)
         if self.spans_nodes:
             nodes: Sequence[int] = range(len(self.nodes))
             return self._place_ranks(request, nodes, spread=True)
@@ -178,6 +190,25 @@ class SlotScheduler:
                 placed = self._place_ranks(request, (n,), spread=False)
                 if placed is not None:
                     return placed
+        return None
+
+    def _place_cores(self, cores: int) -> list[RankSlot] | None:
+        """The common case, kept short: one rank that needs only cores."""
+        for n, free in enumerate(self._free):
+            if len(free) >= cores:
+                key = (n, *free[:cores])
+                del free[:cores]
+                self.cores_in_use += cores
+                if self.cores_in_use > self.peak_cores:
+                    self.peak_cores = self.cores_in_use
+                slot = self._simple.get(key)
+                if slot is None:
+                    slots = key[1:]
+                    cpus = self.nodes[n].cores
+                    slot = RankSlot(n, slots, tuple(cpus[s] for s in slots), (), (), 0, 0)
+                    if len(self._simple) < 65536:
+                        self._simple[key] = slot  # the same cores again: the same slot
+                return [slot]
         return None
 
     def _place_ranks(

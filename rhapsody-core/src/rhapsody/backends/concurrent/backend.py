@@ -188,31 +188,30 @@ class ConcurrentExecutionBackend(ExecutionBackend):
             self._slots = SlotScheduler([node], backfill=backfill)
         return self._slots
 
-    def _submit_placed(self, task: ComputeTask, request: ResourceRequest) -> None:
-        slots = self._scheduler().submit(task, request)
-        if slots is not None:
+    def _submit_placed(self, placing: list[tuple[BaseTask, ResourceRequest]]) -> None:
+        for task, slots in self._scheduler().submit_many(placing):
             self._start_placed(task, slots)
 
     def _start_placed(self, task: ComputeTask, slots: list[RankSlot]) -> None:
         """Run ``task`` on its slots (from the loop, or from the thread that freed them)."""
         self._placements[task] = slots
-        cores = len(self._scheduler().nodes[0].cores)
         try:
             if task.function is None:
                 if self._placed_launcher is None:
                     self._placed_launcher = TaskThreadPool(
-                        self._run_placed_executable, cores, f"rhapsody-{self.name}-ranks"
+                        self._run_placed_executable, self._cores(), f"rhapsody-{self.name}-ranks"
                     )
                 self._placed_launcher.submit(task)
+            elif self._placed_threads is not None:
+                self._placed_threads.submit(task)
             elif self._dispatcher is not None:
                 self._on_loop(self._dispatcher.submit, task)
             elif self._executor is not None:
                 self._executor.submit(self._run_placed_function, task)
             else:
-                if self._placed_threads is None:
-                    self._placed_threads = TaskThreadPool(
-                        self._run_placed_function, cores, f"rhapsody-{self.name}-placed"
-                    )
+                self._placed_threads = TaskThreadPool(
+                    self._run_placed_functions, self._cores(), f"rhapsody-{self.name}-placed"
+                )
                 self._placed_threads.submit(task)
         except Exception as exc:  # noqa: BLE001 - e.g. shut down under us: the task fails
             self._release(task)
@@ -221,6 +220,9 @@ class ConcurrentExecutionBackend(ExecutionBackend):
                 f"{type(exc).__name__}: {exc}"
             )
             self._on_loop(self.report, task, _FAILED)
+
+    def _cores(self) -> int:
+        return len(self._scheduler().nodes[0].cores)
 
     def _on_loop(self, call: Any, *args: Any) -> None:
         loop = self._loop
@@ -235,17 +237,34 @@ class ConcurrentExecutionBackend(ExecutionBackend):
         else:
             loop.call_soon_threadsafe(call, *args)
 
-    def _release(self, task: ComputeTask) -> None:
+    def _release(self, task: ComputeTask, *, continue_here: bool = False) -> ComputeTask | None:
+        """Free ``task``'s slots and start what they let start. With ``continue_here`` (a
+        placed-function thread), one started function is returned for this thread to run next:
+        no hand-over to another thread, which costs a wake-up per task."""
         slots = self._placements.pop(task, None)
+        following = None
         if slots is not None and self._slots is not None and not self._closed:
             for started, placed in self._slots.release(slots):
-                self._start_placed(started, placed)
+                if continue_here and following is None and started.function is not None:
+                    self._placements[started] = placed
+                    following = started
+                else:
+                    self._start_placed(started, placed)
+        return following
 
     def _run_placed_function(self, task: ComputeTask) -> None:
         try:
             self._run_function(task)
         finally:
             self._release(task)
+
+    def _run_placed_functions(self, task: ComputeTask | None) -> None:
+        # the placed-function pool's threads: run a task, then the one its cores let start
+        while task is not None:
+            try:
+                self._run_function(task)
+            finally:
+                task = self._release(task, continue_here=not self._closed)
 
     def _run_placed_executable(self, task: ComputeTask) -> None:
         try:
@@ -268,11 +287,12 @@ class ConcurrentExecutionBackend(ExecutionBackend):
             await self._ensure_initialized()
         dispatcher, threads, executor = self._dispatcher, self._threads, self._executor
         run_function = self._run_function
+        placing: list[tuple[BaseTask, ResourceRequest]] = []
         for i, task in enumerate(tasks):
             try:
                 request = task.resources
                 if request is not None:
-                    self._submit_placed(task, request)  # type: ignore[arg-type]
+                    placing.append((task, request))  # to the slot scheduler, a chunk at a time
                 elif task.function is None:  # type: ignore[attr-defined]
                     self._launch_executable(task)  # type: ignore[arg-type]
                 elif threads is not None:
@@ -288,7 +308,12 @@ class ConcurrentExecutionBackend(ExecutionBackend):
                 )
                 self.report(task, _FAILED)
             if i % _CHUNK == _CHUNK - 1:
+                if placing:
+                    self._submit_placed(placing)
+                    placing = []
                 await asyncio.sleep(0)
+        if placing:
+            self._submit_placed(placing)
 
     def _capture_paths(self, task: ComputeTask) -> tuple[str, str] | None:
         if not task.capture_stdio:
