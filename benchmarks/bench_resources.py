@@ -86,18 +86,23 @@ async def session_pack(jobs: list[tuple[int, float]], cores: int) -> list[tuple[
         tasks = [
             ComputeTask(executable="sleep", arguments=[str(d)], cores_per_rank=c) for c, d in jobs
         ]
+        start = time.perf_counter()
         await session.submit_tasks(tasks)
         await session.wait_tasks(tasks)
+        seconds = time.perf_counter() - start
         assert all(t.state == "DONE" for t in tasks)
-        return [(t.started_at, t.ended_at, c) for t, (c, _) in zip(tasks, jobs, strict=True)]
+        spans = [(t.started_at, t.ended_at, c) for t, (c, _) in zip(tasks, jobs, strict=True)]
+        return spans, seconds
 
 
 def tpe_pack(jobs: list[tuple[int, float]], cores: int) -> list[tuple[float, float, int]]:
     from concurrent.futures import ThreadPoolExecutor
 
+    start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=cores) as pool:
         spans = list(pool.map(sleep_exe, [d for _, d in jobs]))
-    return [(s, e, c) for (s, e), (c, _) in zip(spans, jobs, strict=True)]
+    seconds = time.perf_counter() - start
+    return [(s, e, c) for (s, e), (c, _) in zip(spans, jobs, strict=True)], seconds
 
 
 def dask_pack(jobs: list[tuple[int, float]], cores: int) -> list[tuple[float, float, int]]:
@@ -118,7 +123,7 @@ def dask_pack(jobs: list[tuple[int, float]], cores: int) -> list[tuple[float, fl
     return [(s, e, c) for (s, e), (c, _) in zip(spans, jobs, strict=True)]
 
 
-async def rhapsody_py_pack(jobs: list[tuple[int, float]], cores: int) -> list[Any]:
+async def rhapsody_py_pack(jobs: list[tuple[int, float]], cores: int) -> tuple[list[Any], float]:
     from rhapsody.api import ComputeTask, Session
     from rhapsody.backends import ConcurrentExecutionBackend
 
@@ -135,13 +140,15 @@ async def rhapsody_py_pack(jobs: list[tuple[int, float]], cores: int) -> list[An
                 starts[uid] = time.time()
 
         backend.register_callback(seen)
+        start = time.perf_counter()
         await session.submit_tasks(tasks)
         await session.wait_tasks(tasks)
+        seconds = time.perf_counter() - start
         end = time.time()
         for task, (c, _) in zip(tasks, jobs, strict=True):
             uid = task["uid"] if isinstance(task, dict) else task.uid
             spans.append((starts.get(uid, 0.0), end, c))
-        return spans
+        return spans, seconds
 
 
 def run_one(contender: str, kind: str, n: int) -> dict[str, Any]:
@@ -156,16 +163,14 @@ def run_one(contender: str, kind: str, n: int) -> dict[str, Any]:
         }
     cores = int(os.environ.get("BENCH_CORES", "8"))
     jobs = batch(n)
-    start = time.perf_counter()
     if contender == "session":
-        spans = asyncio.run(session_pack(jobs, cores))
+        spans, seconds = asyncio.run(session_pack(jobs, cores))
     elif contender == "tpe":
-        spans = tpe_pack(jobs, cores)
+        spans, seconds = tpe_pack(jobs, cores)
     elif contender == "dask":
-        spans = dask_pack(jobs, cores)
+        spans, seconds = dask_pack(jobs, cores)
     else:
-        spans = asyncio.run(rhapsody_py_pack(jobs, cores))
-    seconds = time.perf_counter() - start
+        spans, seconds = asyncio.run(rhapsody_py_pack(jobs, cores))
     return {"seconds": seconds, "peak": peak_use(spans), "bound": lower_bound(jobs, cores)}
 
 
@@ -189,15 +194,16 @@ def main() -> None:
         return median_run(python, __file__, contender, kind, n, args.repeat, args.timeout)
 
     n = args.cost_size
-    plain, requested = run(ours, "session", "plain", n), run(ours, "session", "requested", n)
-    ratio = plain["seconds"] / requested["seconds"]
-    report.add(
-        f"{n:,} no-op functions, cores_per_rank=1 vs no request",
-        f"**{ratio:.2f}x** the rate; driving-process CPU {requested['cpu_per_task_us']:.1f} vs "
-        f"{plain['cpu_per_task_us']:.1f} µs/task",
-    )
-    contenders = [(ours, "session"), (ours, "tpe"), (ours, "dask")]
-    if args.rhapsody_py_python:
+    if n:
+        plain, requested = run(ours, "session", "plain", n), run(ours, "session", "requested", n)
+        ratio = plain["seconds"] / requested["seconds"]
+        report.add(
+            f"{n:,} no-op functions, cores_per_rank=1 vs no request",
+            f"**{ratio:.2f}x** the rate; driving-process CPU {requested['cpu_per_task_us']:.1f} "
+            f"vs {plain['cpu_per_task_us']:.1f} µs/task",
+        )
+    contenders = [(ours, "session"), (ours, "tpe"), (ours, "dask")] if args.tasks else []
+    if args.rhapsody_py_python and args.tasks:
         contenders.append((args.rhapsody_py_python, "rhapsody-py"))
     for python, contender in contenders:
         result = run(python, contender, "pack", args.tasks)
