@@ -24,9 +24,15 @@ LEGACY_PLUGIN = "./tests/plugins/legacy-plugin"
 @nox.session
 def core(session: nox.Session) -> None:
     """rhapsody-core's tests, with the example third-party plugins pip-installed (numpy: tasks
-    take NumPy numbers)."""
+    take NumPy numbers; mpich: a real MPI launcher, mpiexec, for jobs that ask for one)."""
     session.install(
-        "./rhapsody-core[telemetry,plot]", EXAMPLE_PLUGIN, LEGACY_PLUGIN, "numpy", *OTLP, *TEST_DEPS
+        "./rhapsody-core[telemetry,plot]",
+        EXAMPLE_PLUGIN,
+        LEGACY_PLUGIN,
+        "numpy",
+        "mpich",
+        *OTLP,
+        *TEST_DEPS,
     )
     session.run("pytest", "tests/core", *session.posargs)
 

@@ -156,7 +156,8 @@ async def test_unknown_option_rejected_before_anything_runs(work_dir):
         good = ComputeTask(executable="/bin/touch", arguments=["ran"])
         bad = ComputeTask(executable="/bin/true", task_backend_specific_kwargs={"cwdd": "/"})
         with pytest.raises(
-            TaskValidationError, match=r"kwargs\.cwdd: .*one of \['cwd', 'env', 'shell'\]"
+            TaskValidationError,
+            match=r"kwargs\.cwdd: .*one of \['cwd', 'env', 'shell', 'launcher'\]",
         ):
             await session.submit_tasks([good, bad])
         with pytest.raises(TaskValidationError, match="dict of str to str"):

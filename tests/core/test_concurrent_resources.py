@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -250,3 +251,31 @@ def test_bad_backend_options_are_refused():
         with pytest.raises(BackendConfigurationError) as caught:
             ConcurrentExecutionBackend(**kwargs)
         assert next(iter(kwargs)) in str(caught.value)
+
+
+MPIEXEC = str(Path(sys.executable).parent / "mpiexec")  # MPICH, from PyPI's mpich wheel
+
+
+async def test_an_mpi_launcher_starts_every_rank_when_the_task_asks_for_one():
+    script = 'echo "$PMI_RANK/$PMI_SIZE omp=$OMP_NUM_THREADS gpus=$CUDA_VISIBLE_DEVICES"'
+    job = ComputeTask(
+        executable="sh",
+        arguments=["-c", script],
+        ranks=2,
+        cores_per_rank=1,
+        gpus_per_rank=1,
+        task_backend_specific_kwargs={"launcher": MPIEXEC},
+    )
+    await run([job], cores=2, gpus=["4", "5"])
+    assert job.state is TaskState.DONE, job.exception
+    assert sorted(job.stdout.splitlines()) == ["0/2 omp=1 gpus=4,5", "1/2 omp=1 gpus=4,5"]
+
+
+def test_a_launcher_that_is_not_installed_is_refused():
+    from rhapsody.api import TaskValidationError
+
+    task = ComputeTask(
+        executable="true", ranks=2, task_backend_specific_kwargs={"launcher": "no-such-mpirun"}
+    )
+    with pytest.raises(TaskValidationError, match="an MPI launcher installed on this node"):
+        ConcurrentExecutionBackend().check_tasks([task])

@@ -28,7 +28,7 @@ from ..exit_status import describe_exit, os_error_text
 from ..local_process import command_line, kill, output_file, read_back, start, wait
 from ..task_output import capture_paths
 from ..where import HOST
-from .options import cwd_of, missing_files
+from .options import cwd_of, launcher_of, missing_files
 
 _RUNNING, _DONE, _FAILED = TaskState.RUNNING, TaskState.DONE, TaskState.FAILED
 _ENDED = (TaskState.DONE, TaskState.FAILED, TaskState.CANCELED)
@@ -116,6 +116,12 @@ def _start(
     processes: list[subprocess.Popen[bytes]] = []
     jobs[task] = processes  # a cancel from now on reaches the ranks started so far
     outputs: list[tuple[IO[bytes], IO[bytes]]] = []
+    launcher = launcher_of(task)
+    per_rank_cores = len(slots[0].cpus) if slots else 1
+    if launcher is not None:  # one launcher process starts every rank
+        argv = command if isinstance(command, list) else ["/bin/sh", "-c", command]
+        command, shell = [launcher, "-n", str(len(slots)), *argv], False
+        slots = [_whole_job(slots)]
     try:
         for rank, slot in enumerate(slots):
             out, err = shared or (
@@ -124,6 +130,11 @@ def _start(
             )
             outputs.append((out, err))
             env = rank_environment(options.get("env"), rank, slot, slots, node_has_gpus)
+            if launcher is not None:  # the launcher numbers the ranks (PMI_RANK...)
+                for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE"):
+                    env.pop(name, None)
+                if "OMP_NUM_THREADS" not in (options.get("env") or {}):
+                    env["OMP_NUM_THREADS"] = str(per_rank_cores)
             _pin_this_thread(slot.cpus)  # the child inherits this thread's CPU affinity
             processes.append(start(command, shell=shell, cwd=cwd, env=env, stdout=out, stderr=err))
     except BaseException:
@@ -136,6 +147,15 @@ def _start(
     finally:
         _pin_this_thread(())
     return processes, ([] if shared else outputs), paths
+
+
+def _whole_job(slots: Sequence[RankSlot]) -> RankSlot:
+    """One slot holding every rank's cores and GPUs (what an MPI launcher is given)."""
+    first = slots[0]
+    return first._replace(
+        cpus=tuple(c for s in slots for c in s.cpus),
+        gpu_ids=tuple(dict.fromkeys(g for s in slots for g in s.gpu_ids)),
+    )
 
 
 def _pin_this_thread(cpus: Sequence[int]) -> None:
