@@ -99,3 +99,14 @@ def no_stray_children() -> Iterator[None]:
 def work_dir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+def peak_use(intervals) -> float:
+    """The largest sum of amounts over ``(start, end, amount)`` intervals overlapping in time
+    (an end sorts before a start at the same instant)."""
+    events = sorted([(s, a) for s, _, a in intervals] + [(e, -a) for _, e, a in intervals])
+    use = peak = 0.0
+    for _, amount in events:
+        use += amount
+        peak = max(peak, use)
+    return peak

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from rhapsody.api import ComputeTask, ResourceError, Session, TaskState
 from rhapsody.backends import ConcurrentExecutionBackend
 
-from ..conftest import pid_alive, wait_until
+from ..conftest import peak_use, pid_alive, wait_until
 
 # A rank that reports what it saw and when it ran, as one JSON line.
 REPORT = (
@@ -83,16 +83,6 @@ async def test_shares_of_a_gpu_are_shared_and_whole_gpus_are_not():
     await run(tasks, gpus=["7", "9"], cores=8)
     seen = [reports(t)[0]["cuda"] for t in tasks]
     assert sorted(seen) == ["7", "7", "9", "9"]
-
-
-def peak_use(intervals: list[tuple[float, float, float]]) -> float:
-    """The largest sum of amounts over intervals that overlap in time."""
-    events = sorted([(s, a) for s, _, a in intervals] + [(e, -a) for _, e, a in intervals])
-    use = peak = 0.0
-    for _, amount in events:  # an end sorts before a start at the same instant
-        use += amount
-        peak = max(peak, use)
-    return peak
 
 
 @settings(

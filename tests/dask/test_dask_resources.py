@@ -13,20 +13,13 @@ import pytest
 from rhapsody.api import ComputeTask, ResourceError, Session, TaskState
 from rhapsody_dask import DaskExecutionBackend
 
+from ..conftest import peak_use
+
 
 def span(seconds: float) -> tuple[float, float]:
     start = time.time()
     time.sleep(seconds)
     return start, time.time()
-
-
-def peak_use(intervals):
-    events = sorted([(s, a) for s, _, a in intervals] + [(e, -a) for _, e, a in intervals])
-    use = peak = 0
-    for _, amount in events:
-        use += amount
-        peak = max(peak, use)
-    return peak
 
 
 async def test_own_cluster_declares_its_cores_and_never_runs_more_at_once(tmp_path):

@@ -18,6 +18,7 @@ import pytest
 
 from rhapsody.api import ComputeTask, ResourceError, Session, TaskState
 
+from ..conftest import peak_use
 from . import payloads
 
 CPUS = sorted(os.sched_getaffinity(0))
@@ -35,15 +36,6 @@ async def placing(tmp_path):
     backend = DragonExecutionBackendV3(num_workers=1, name="dragon", gpus=["0", "1", "2", "3"])
     async with Session(backends=[backend], work_dir=tmp_path) as session:
         yield session
-
-
-def peak_use(intervals):
-    events = sorted([(s, a) for s, _, a in intervals] + [(e, -a) for _, e, a in intervals])
-    use = peak = 0
-    for _, amount in events:
-        use += amount
-        peak = max(peak, use)
-    return peak
 
 
 async def test_each_rank_is_placed_and_told_its_rank_and_gpus(placing):

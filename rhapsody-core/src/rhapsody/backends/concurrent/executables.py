@@ -54,27 +54,42 @@ def run_executable(
                 return
             _finish(task, push, code, out, err, paths)
     except BaseException as exc:  # noqa: BLE001 - whatever went wrong, the task ends FAILED
-        if task.state not in _ENDED:
-            text = (
-                os_error_text(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
-            )
-            task.exception = TaskExecutionError(
-                task.uid, None, None, message=f"could not start {task.executable!r}: {text}"
-            )
-            task.stderr = text
-            push(task, _FAILED)
+        failed_to_start(task, exc, push)
+
+
+def failed_to_start(
+    task: ComputeTask, exc: BaseException, push: Callable[[ComputeTask, TaskState], None]
+) -> None:
+    """End ``task`` FAILED (unless it already ended) with why it could not start."""
+    if task.state not in _ENDED:
+        text = os_error_text(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
+        task.exception = TaskExecutionError(
+            task.uid, None, None, message=f"could not start {task.executable!r}: {text}"
+        )
+        task.stderr = text
+        push(task, _FAILED)
+
+
+def command_of(task: ComputeTask) -> tuple[object, bool, str | None]:
+    """``(command, shell, cwd)`` of an executable task; its input files must exist."""
+    shell = bool(task.task_backend_specific_kwargs.get("shell", False))
+    cwd = cwd_of(task)
+    missing = missing_files(task.input_files, cwd)
+    if missing:
+        raise FileNotFoundError(f"input files not found: {missing}")
+    command = command_line(
+        os.fspath(task.executable),  # type: ignore[arg-type]
+        [os.fspath(a) for a in task.arguments],
+        shell,
+    )
+    return command, shell, cwd
 
 
 def _start(
     task: ComputeTask, task_dir: Callable[[], str], files: contextlib.ExitStack
 ) -> tuple[subprocess.Popen[bytes], IO[bytes], IO[bytes], tuple[str, str] | None]:
-    options = task.task_backend_specific_kwargs
-    shell = bool(options.get("shell", False))
-    cwd = cwd_of(task)
-    env = options.get("env")
-    missing = missing_files(task.input_files, cwd)
-    if missing:
-        raise FileNotFoundError(f"input files not found: {missing}")
+    command, shell, cwd = command_of(task)
+    env = task.task_backend_specific_kwargs.get("env")
     paths = None
     out: IO[bytes]
     err: IO[bytes]
@@ -85,11 +100,6 @@ def _start(
     else:  # anonymous files, read back once the process ended
         out = files.enter_context(output_file())
         err = files.enter_context(output_file())
-    command = command_line(
-        os.fspath(task.executable),  # type: ignore[arg-type]
-        [os.fspath(a) for a in task.arguments],
-        shell,
-    )
     process = start(command, shell=shell, cwd=cwd, env=env, stdout=out, stderr=err)
     return process, out, err, paths
 

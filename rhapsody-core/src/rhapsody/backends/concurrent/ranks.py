@@ -24,10 +24,11 @@ from ...api.task import ComputeTask
 from ...resources.environment import rank_environment
 from ...resources.slots import RankSlot
 from .. import where
-from ..exit_status import describe_exit, os_error_text
-from ..local_process import command_line, kill, output_file, read_back, start, wait
+from ..exit_status import describe_exit
+from ..local_process import kill, output_file, read_back, start, wait
 from ..task_output import capture_paths
 from ..where import HOST
+from .executables import command_of, failed_to_start
 from .options import cwd_of, launcher_of, missing_files
 
 _RUNNING, _DONE, _FAILED = TaskState.RUNNING, TaskState.DONE, TaskState.FAILED
@@ -73,15 +74,7 @@ def run_ranks(
                 return
             _finish(task, push, codes, first_failed, outputs, paths)
     except BaseException as exc:  # noqa: BLE001 - whatever went wrong, the task ends FAILED
-        if task.state not in _ENDED:
-            text = (
-                os_error_text(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
-            )
-            task.exception = TaskExecutionError(
-                task.uid, None, None, message=f"could not start {task.executable!r}: {text}"
-            )
-            task.stderr = text
-            push(task, _FAILED)
+        failed_to_start(task, exc, push)
 
 
 def _start(
@@ -95,16 +88,7 @@ def _start(
     list[subprocess.Popen[bytes]], list[tuple[IO[bytes], IO[bytes]]], tuple[str, str] | None
 ]:
     options = task.task_backend_specific_kwargs
-    shell = bool(options.get("shell", False))
-    cwd = cwd_of(task)
-    missing = missing_files(task.input_files, cwd)
-    if missing:
-        raise FileNotFoundError(f"input files not found: {missing}")
-    command = command_line(
-        os.fspath(task.executable),  # type: ignore[arg-type]
-        [os.fspath(a) for a in task.arguments],
-        shell,
-    )
+    command, shell, cwd = command_of(task)
     paths = None
     shared: tuple[IO[bytes], IO[bytes]] | None = None
     if task.capture_stdio:  # every rank appends to the task's two files
