@@ -269,3 +269,29 @@ def test_a_launcher_that_is_not_installed_is_refused():
     )
     with pytest.raises(TaskValidationError, match="an MPI launcher installed on this node"):
         ConcurrentExecutionBackend().check_tasks([task])
+
+
+REAL_GPUS = __import__("rhapsody.resources", fromlist=["discover_gpus"]).discover_gpus()
+SEE_GPU = (
+    "import time; start = time.time(); import torch; n = torch.cuda.device_count(); "
+    "print(n, torch.cuda.get_device_properties(0).uuid if n else '-', start, time.time())"
+)
+
+
+@pytest.mark.skipif(
+    not REAL_GPUS or __import__("importlib").util.find_spec("torch") is None,
+    reason="no GPU (and torch) on this machine: real GPU placement is checked on a GPU node",
+)
+async def test_on_real_gpus_each_task_sees_exactly_its_own():
+    tasks = [
+        ComputeTask(executable=sys.executable, arguments=["-c", SEE_GPU], gpus_per_rank=1)
+        for _ in range(len(REAL_GPUS) * 2)
+    ]
+    await run(tasks)
+    seen = [t.stdout.split() for t in tasks]
+    assert all(count == "1" for count, *_ in seen), seen  # one GPU visible to each
+    by_gpu: dict[str, list] = {}
+    for _, uuid, start, end in seen:
+        by_gpu.setdefault(uuid, []).append((float(start), float(end), 1))
+    assert len(by_gpu) == len(REAL_GPUS)  # every GPU used
+    assert all(peak_use(spans) <= 1 for spans in by_gpu.values())  # by one task at a time

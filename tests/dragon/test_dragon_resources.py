@@ -100,3 +100,29 @@ async def test_a_task_waiting_for_cores_can_be_canceled(placing):
         TaskState.CANCELED,
         TaskState.DONE,
     ]
+
+
+SEE_GPU = (
+    "import time; start = time.time(); import torch; n = torch.cuda.device_count(); "
+    "print(n, torch.cuda.get_device_properties(0).uuid if n else '-', start, time.time())"
+)
+
+
+async def test_on_real_gpus_each_rank_sees_exactly_its_own(tmp_path):
+    import importlib.util
+
+    from rhapsody.backends import DragonExecutionBackendV3
+
+    backend = DragonExecutionBackendV3(num_workers=1, name="dragon")  # the GPUs Dragon finds
+    async with Session(backends=[backend], work_dir=tmp_path) as session:
+        gpus = sum(len(node.gpus) for node in backend.resource_nodes())
+        if not gpus or importlib.util.find_spec("torch") is None:
+            pytest.skip("no GPU (and torch) here: real GPU placement is checked on a GPU node")
+        job = ComputeTask(
+            executable=sys.executable, arguments=["-c", SEE_GPU], ranks=gpus, gpus_per_rank=1
+        )
+        await session.submit_tasks([job])
+        await job
+    seen = [line.split() for line in job.stdout.splitlines()]
+    assert [count for count, *_ in seen] == ["1"] * gpus  # one GPU visible to each rank
+    assert len({uuid for _, uuid, *_ in seen}) == gpus  # never two ranks on one GPU
