@@ -16,6 +16,7 @@ on one Dragon queue, in order); the reaper learns about exits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import shutil
@@ -63,6 +64,8 @@ _RUNNING, _DONE, _FAILED, _CANCELED = (
 _STARTED = object()  # the outcome that means "it is running now"
 _RESULT_QUEUE_SIZE = 1024  # messages; Dragon preallocates each slot's block
 _READ_WAIT = 0.02  # seconds the reader waits on the queue before looking at exits again
+STOP_TIMEOUT = 60.0  # seconds shutdown waits for Dragon to stop the backend's processes
+START_TIMEOUT = 300.0  # seconds initialize waits for Dragon to start the pool
 
 
 class DragonExecutionBackendV3(ExecutionBackend):
@@ -141,7 +144,13 @@ class DragonExecutionBackendV3(ExecutionBackend):
     async def initialize(self) -> None:
         require_runtime(self.name)
         self._inbox = LoopInbox(asyncio.get_running_loop(), self._complete)
-        await asyncio.to_thread(self._start)
+        try:
+            await in_own_thread(self._start, START_TIMEOUT, "rhapsody-dragon-start")
+        except TimeoutError:
+            raise BackendError(
+                f"backend {self.name!r}: the Dragon runtime did not answer within "
+                f"{START_TIMEOUT}s while the backend started"
+            ) from None
 
     def _start(self) -> None:
         with GS_LOCK:
@@ -336,7 +345,17 @@ class DragonExecutionBackendV3(ExecutionBackend):
                 task.exception = TaskCanceledError(task.uid, "canceled")
                 self.report(task, _CANCELED)
         if mine and self._pool is not None:
-            await asyncio.to_thread(self._cancel, mine)
+            try:
+                await in_own_thread(
+                    lambda: self._cancel(mine), STOP_TIMEOUT, "rhapsody-dragon-cancel"
+                )
+            except TimeoutError:
+                log.error(
+                    "dragon backend %r: Dragon did not stop %d canceled tasks within %ss",
+                    self.name,
+                    len(mine),
+                    STOP_TIMEOUT,
+                )
 
     def _cancel(self, tasks: list[ComputeTask]) -> None:
         assert self._pool is not None and self._launcher is not None
@@ -355,7 +374,7 @@ class DragonExecutionBackendV3(ExecutionBackend):
         if self._slots is not None:
             self._slots.drain()  # waiting tasks never start
         if self._pool is not None:
-            await asyncio.to_thread(self._stop)
+            await self._stop_bounded()
         for task in list(self._tasks.values()):
             if not task.done:
                 task.exception = TaskCanceledError(task.uid, f"backend {self.name!r} shut down")
@@ -363,19 +382,65 @@ class DragonExecutionBackendV3(ExecutionBackend):
         self._tasks.clear()
         self._inbox = None
 
+    async def _stop_bounded(self) -> None:
+        try:
+            await in_own_thread(self._stop, STOP_TIMEOUT, "rhapsody-dragon-stop")
+        except TimeoutError:
+            log.error(
+                "dragon backend %r: Dragon did not finish stopping within %ss (its services did "
+                "not answer); giving up on it",
+                self.name,
+                STOP_TIMEOUT,
+            )
+
     def _stop(self) -> None:
         assert self._pool is not None and self._launcher is not None and self._reaper is not None
-        self._launcher.stop()
-        self._pool.stop()
+        # A process killed while putting on the result queue may hold its channel's lock:
+        # destroying it would then hang Dragon (see FunctionPool.stop); it goes with the runtime.
+        clean = self._launcher.stop()
+        clean = self._pool.stop() and clean
         self._reaper.stop()
         # Whatever the backend started on this node and is still alive (a grandchild, say).
         kill_marked(self._token, MARK_BACKEND)
         self._stopping.set()
         if self._reader is not None:
             self._reader.join(10)
-        destroy_queue(self._outq)
+        if clean:
+            destroy_queue(self._outq)
         if self._out_dir is not None:
             shutil.rmtree(self._out_dir, ignore_errors=True)
+
+
+async def in_own_thread(call: Any, timeout: float, name: str) -> Any:
+    """``call()`` in a daemon thread of its own, awaited for at most ``timeout`` seconds
+    (TimeoutError after that; the thread is left to finish or not).
+
+    Not in the loop's default executor: a Dragon request that never gets its answer (a runtime
+    whose services hang) would then hold ``asyncio.run``, which waits for that executor, for
+    ever."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[Any] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if done.done():
+            return
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(result)
+
+    def run() -> None:
+        result, error = None, None
+        try:
+            result = call()
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    async with asyncio.timeout(timeout):
+        return await asyncio.shield(done)
 
 
 # The same backend under the name rhapsody-py users know.

@@ -349,8 +349,9 @@ class FunctionPool:
         for worker in victims:
             kill_owner(worker.owner, [worker.puid], [worker.node], self._local_node, _GRACE)
 
-    def stop(self) -> None:
-        """Stop the dispatcher and every worker (blocking: call from a thread)."""
+    def stop(self) -> bool:
+        """Stop the dispatcher and every worker (blocking: call from a thread); True if every
+        worker left on its own (none had to be killed)."""
         with self._cond:
             self._stopping = True
             workers = list(self._workers.values())
@@ -367,10 +368,17 @@ class FunctionPool:
             marked_pids(w.owner) for w in workers if w.node == self._local_node
         ):
             time.sleep(0.02)
+        # A worker that had to be killed may have died inside its queue's get(), holding the
+        # channel's lock: destroying that channel then spins in Dragon's local services for
+        # ever (seen in CI), and with them every later Dragon request. Only the queues of
+        # workers that left on their own are destroyed; the others go with the runtime.
+        left = {w.puid for w in workers if w.node == self._local_node and not marked_pids(w.owner)}
         for worker in workers:
             kill_owner(worker.owner, [worker.puid], [worker.node], self._local_node, _GRACE)
         for worker in workers:
-            destroy_queue(worker.inq)
+            if worker.puid in left:
+                destroy_queue(worker.inq)
+        return len(left) == len(workers)
 
 
 def _call(task: ComputeTask) -> tuple[Any, ...]:

@@ -281,8 +281,9 @@ class ProcessLauncher:
         grace = 0.5 if job.task.function is not None else 0.0
         kill_owner(job.owner, puids, nodes, self._local_node, grace)
 
-    def stop(self) -> None:
-        """Kill every job's processes and stop the launch threads."""
+    def stop(self) -> bool:
+        """Kill every job's processes and stop the launch threads; True if no function process
+        (one that writes to the result queue) had to be killed."""
         for _ in self._threads:
             self._launches.put(None)
         for thread in self._threads:
@@ -292,6 +293,7 @@ class ProcessLauncher:
         for job in jobs:
             job.ended = True
             self.kill(job)
+        return not any(job.puids and job.task.function is not None for job in jobs)
 
 
 def _on_path(name: str) -> bool:
