@@ -28,32 +28,40 @@ def noop(x):
     return x
 
 
-def raw_apply(pool: Any, k: int) -> float:
+Figures = tuple[float, float]  # (tasks per second, driving-process CPU µs per task)
+
+
+def _figures(n: int, t: float, c: float) -> Figures:
+    """Rate, and the CPU this (driving) process and its threads spent per task."""
+    return n / (time.perf_counter() - t), (time.process_time() - c) / n * 1e6
+
+
+def raw_apply(pool: Any, k: int) -> Figures:
     """One call, one handle: what a Session task is (submitted alone, awaited alone)."""
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     handles = [pool.apply_async(noop, (i,)) for i in range(k)]
     for handle in handles:
         handle.get()
-    return k / (time.perf_counter() - t)
+    return _figures(k, t, c)
 
 
-def raw_imap(pool: Any, n: int) -> float:
-    t = time.perf_counter()
+def raw_imap(pool: Any, n: int) -> Figures:
+    t, c = time.perf_counter(), time.process_time()
     for _ in pool.imap_unordered(noop, range(n), chunksize=64):
         pass
-    return n / (time.perf_counter() - t)
+    return _figures(n, t, c)
 
 
-def raw_map(pool: Any, n: int) -> float:
-    t = time.perf_counter()
+def raw_map(pool: Any, n: int) -> Figures:
+    t, c = time.perf_counter(), time.process_time()
     pool.map(noop, range(n))
-    return n / (time.perf_counter() - t)
+    return _figures(n, t, c)
 
 
-def raw_processes(m: int) -> float:
+def raw_processes(m: int) -> Figures:
     from dragon.native.process import Process
 
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     procs = []
     for _ in range(m):
         p = Process(target="/bin/true")
@@ -61,27 +69,27 @@ def raw_processes(m: int) -> float:
         procs.append(p)
     for p in procs:
         p.join()
-    return m / (time.perf_counter() - t)
+    return _figures(m, t, c)
 
 
-async def ours_functions(session: Any, n: int) -> float:
+async def ours_functions(session: Any, n: int) -> Figures:
     from rhapsody.api import ComputeTask
 
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     tasks = [ComputeTask(function=noop, args=(i,)) for i in range(n)]
     await session.submit_tasks(tasks)
     await asyncio.gather(*tasks)
-    return n / (time.perf_counter() - t)
+    return _figures(n, t, c)
 
 
-async def ours_executables(session: Any, m: int) -> float:
+async def ours_executables(session: Any, m: int) -> Figures:
     from rhapsody.api import ComputeTask
 
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     tasks = [ComputeTask(executable="/bin/true") for _ in range(m)]
     await session.submit_tasks(tasks)
     await asyncio.gather(*tasks)
-    return m / (time.perf_counter() - t)
+    return _figures(m, t, c)
 
 
 async def rounds(args: argparse.Namespace, workers: int) -> dict[str, list[float]]:
@@ -90,9 +98,11 @@ async def rounds(args: argparse.Namespace, workers: int) -> dict[str, list[float
 
     got: dict[str, list[float]] = {}
 
-    def add(key: str, value: float) -> None:
-        got.setdefault(key, []).append(value)
-        print(f"  {key}: {value:,.0f}/s", file=sys.stderr, flush=True)
+    def add(key: str, figures: Figures) -> None:
+        rate, cpu = figures
+        got.setdefault(key, []).append(rate)
+        got.setdefault(f"{key}_cpu", []).append(cpu)
+        print(f"  {key}: {rate:,.0f}/s, {cpu:.1f} µs CPU/task", file=sys.stderr, flush=True)
 
     pool = mp.Pool(workers)
     pool.map(noop, range(100))
@@ -138,11 +148,22 @@ def main() -> None:
         f"  raw Pool.map                          {m:,.0f}/s  ratio {f / m:.3f}x"
         f"  (paired {paired(got['ours_f'], got['map']):.3f}x)"
     )
+    print(
+        "  driving-process CPU per task (µs): ours {:.1f}, imap {:.1f}, map {:.1f}, "
+        "apply_async {:.1f}".format(
+            med["ours_f_cpu"], med["imap_cpu"], med["map_cpu"], med["apply_cpu"]
+        )
+    )
     e, p = med["ours_e"], med["proc"]
     print(f"executables ({args.executables} x /bin/true, median of {args.repeat} rounds):")
     print(
         f"  ours {e:,.0f}/s, raw Process {p:,.0f}/s, ratio {e / p:.2f}x"
         f"  (paired {paired(got['ours_e'], got['proc']):.2f}x)"
+    )
+    print(
+        "  driving-process CPU per task (µs): ours {:.1f}, raw Process {:.1f}".format(
+            med["ours_e_cpu"], med["proc_cpu"]
+        )
     )
 
 
