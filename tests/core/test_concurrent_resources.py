@@ -237,7 +237,9 @@ async def test_captured_output_of_every_rank_goes_to_the_task_files(tmp_path):
 def test_bad_backend_options_are_refused():
     from rhapsody.api import BackendConfigurationError
 
-    for kwargs in ({"cores": 0}, {"cores": ["a"]}, {"gpus": "0,1"}, {"memory": "lots"}):
+    not_ours = max(os.sched_getaffinity(0)) + 1  # a CPU this process may not run on
+    bad = ({"cores": 0}, {"cores": ["a"]}, {"cores": [not_ours]}, {"gpus": "0,1"}, {"memory": "x"})
+    for kwargs in bad:
         with pytest.raises(BackendConfigurationError) as caught:
             ConcurrentExecutionBackend(**kwargs)
         assert next(iter(kwargs)) in str(caught.value)
@@ -295,3 +297,38 @@ async def test_on_real_gpus_each_task_sees_exactly_its_own():
         by_gpu.setdefault(uuid, []).append((float(start), float(end), 1))
     assert len(by_gpu) == len(REAL_GPUS)  # every GPU used
     assert all(peak_use(spans) <= 1 for spans in by_gpu.values())  # by one task at a time
+
+
+def write_pid_and_sleep(path: str) -> None:
+    with open(path, "w") as f:
+        f.write(str(os.getpid()))
+    time.sleep(60)
+
+
+async def test_canceling_a_task_without_a_request_still_stops_it_beside_placed_ones(tmp_path):
+    """A process-pool function with no request is killed on cancel, also once the backend
+    schedules requested tasks."""
+    pid_file = tmp_path / "pid"
+    backend = ConcurrentExecutionBackend(executor=ProcessPoolExecutor(max_workers=2), cores=2)
+    async with Session([backend]) as session:
+        placed = ComputeTask(function=os.getpid, cores_per_rank=1)
+        plain = ComputeTask(function=write_pid_and_sleep, args=(str(pid_file),))
+        await session.submit_tasks([placed, plain])
+        await placed
+        assert wait_until(pid_file.exists, 30)
+        pid = int(pid_file.read_text())
+        await session.cancel_tasks([plain])
+        assert wait_until(lambda: not pid_alive(pid), 15)
+    assert plain.state is TaskState.CANCELED
+
+
+async def test_many_waiting_tasks_are_canceled_in_one_pass():
+    async with Session([ConcurrentExecutionBackend(cores=1)]) as session:
+        busy = ComputeTask(executable="sleep", arguments=["0.5"], cores_per_rank=1)
+        waiting = [ComputeTask(function=os.getpid, cores_per_rank=1) for _ in range(20000)]
+        last = ComputeTask(function=os.getpid, cores_per_rank=1)
+        await session.submit_tasks([busy, *waiting, last])
+        await session.cancel_tasks(waiting)
+        await session.wait_tasks([busy, *waiting, last], timeout=60)
+    assert busy.state is TaskState.DONE and last.state is TaskState.DONE
+    assert all(t.state is TaskState.CANCELED for t in waiting)

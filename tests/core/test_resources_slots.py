@@ -187,7 +187,7 @@ def test_discarding_the_waiting_head_lets_the_next_start():
     assert first is not None
     assert scheduler.submit("wide", ResourceRequest(cores_per_rank=4)) is None
     assert scheduler.submit("two", ResourceRequest(cores_per_rank=2)) is None  # only 1 free
-    assert scheduler.discard("wide") == []
+    assert scheduler.discard(["wide"]) == []
     started = scheduler.release(first)
     assert [item for item, _ in started] == ["two"]
     assert scheduler.drain() == []

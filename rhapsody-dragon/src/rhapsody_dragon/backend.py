@@ -336,11 +336,12 @@ class DragonExecutionBackendV3(ExecutionBackend):
         mine = [t for t in tasks if isinstance(t, ComputeTask) and t.uid in self._tasks]
         # CANCELED first: what the kill makes of a task ("killed by signal 9") arrives later
         # and is then dropped, so a canceled task never ends FAILED.
+        if self._slots is not None:  # those that waited for resources never start
+            waiting = [t for t in mine if t.resources is not None and t not in self._placements]
+            for started, placed in self._slots.discard(waiting):
+                self._launch_placed(started, placed)
         for task in mine:
             self._tasks.pop(task.uid, None)
-            if self._slots is not None and task not in self._placements:
-                for started, placed in self._slots.discard(task):  # it waited for resources
-                    self._launch_placed(started, placed)
             if not task.done:
                 task.exception = TaskCanceledError(task.uid, "canceled")
                 self.report(task, _CANCELED)

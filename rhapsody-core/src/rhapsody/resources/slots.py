@@ -15,7 +15,7 @@ import itertools
 import threading
 import time
 from collections import deque
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from typing import Any, NamedTuple
 
 from .inventory import NodeResources
@@ -171,16 +171,23 @@ class SlotScheduler:
         finally:
             lock.release()
 
-    def discard(self, item: Hashable) -> Placed:
-        """Forget a waiting ``item`` (canceled); returns the waiting tasks that start now."""
+    def discard(self, items: Iterable[Hashable]) -> Placed:
+        """Forget those of ``items`` that wait (canceled): one pass over the queue however many
+        there are. Returns the waiting tasks that start now."""
+        gone = {id(item) for item in items}  # the caller holds the items: ids stay unique
         with self._lock:
-            for i, (waiting, _) in enumerate(self._waiting):
-                if waiting is item:
-                    del self._waiting[i]
-                    if i == 0:
-                        self._bypassed = 0
-                    return self._schedule()
-            return []
+            waiting = self._waiting
+            if not waiting or not gone:
+                return []
+            head = waiting[0][0]
+            kept = [entry for entry in waiting if id(entry[0]) not in gone]
+            if len(kept) == len(waiting):
+                return []
+            waiting.clear()
+            waiting.extend(kept)
+            if id(head) in gone:
+                self._bypassed = 0
+            return self._schedule()
 
     def drain(self) -> list[Any]:
         """Remove and return every waiting item (shutdown)."""

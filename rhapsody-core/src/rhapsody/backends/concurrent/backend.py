@@ -395,6 +395,7 @@ class ConcurrentExecutionBackend(ExecutionBackend):
 
     async def cancel_tasks(self, tasks: Sequence[BaseTask]) -> None:
         running_in_pool: list[ComputeTask] = []
+        waiting: list[BaseTask] = []  # for resources: not started yet
         processes, futures = self._processes, self._futures
         for task in tasks:
             process = processes.get(task)  # type: ignore[call-overload]
@@ -403,9 +404,12 @@ class ConcurrentExecutionBackend(ExecutionBackend):
             elif task in self._jobs:
                 for rank in list(self._jobs.get(task) or ()):
                     kill(rank)
-            elif self._slots is not None and task not in self._placements:
-                for started, placed in self._slots.discard(task):  # it waited for resources
-                    self._start_placed(started, placed)
+            elif (
+                self._slots is not None
+                and task not in self._placements
+                and task.resources is not None
+            ):
+                waiting.append(task)
             elif self._dispatcher is not None and task.function is not None:  # type: ignore[attr-defined]
                 running_in_pool.append(task)  # type: ignore[arg-type]
             else:
@@ -417,6 +421,9 @@ class ConcurrentExecutionBackend(ExecutionBackend):
             self._dispatcher.kill_running(running_in_pool)
             for task in running_in_pool:
                 self._release(task)
+        if waiting and self._slots is not None:
+            for started, placed in self._slots.discard(waiting):
+                self._start_placed(started, placed)
 
     async def shutdown(self) -> None:
         if self._closed:

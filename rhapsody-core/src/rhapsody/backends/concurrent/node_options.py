@@ -42,13 +42,14 @@ def _cores(value: object) -> int | tuple[int, ...] | None:
                 _OWNER, "cores", "a count >= 1 or a list of CPU ids", value
             )
         return count
+    # CPU ids must be ones this process may run on: a rank is pinned to them
+    own = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     if isinstance(value, Sequence) and not isinstance(value, (str, bytes)) and value:
         ids = [integer(c) for c in value]
-        known = os.cpu_count() or 1
-        if all(c is not None and 0 <= c < max(known, 1024) for c in ids):
+        if all(c is not None and (c in own or not own) for c in ids):
             return tuple(ids)  # type: ignore[arg-type]
     raise BackendConfigurationError(
-        _OWNER, "cores", "a count >= 1 or a non-empty list of CPU ids (ints >= 0)", value
+        _OWNER, "cores", f"a count >= 1 or a non-empty list of this process's CPU ids {own}", value
     )
 
 
