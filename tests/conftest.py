@@ -49,10 +49,13 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
-def discovery_imports(modules: tuple[str, ...]) -> tuple[list[str], list[str]]:
+def discovery_imports(
+    modules: tuple[str, ...], env: dict[str, str] | None = None
+) -> tuple[list[str], list[str]]:
     """In a fresh interpreter: which of ``modules`` ``rhapsody.discover_backends()`` imported,
-    and the names of the available backends it found."""
+    and the names of the available backends it found (``env``: extra environment)."""
     import json
+    import os
     import subprocess
     import sys
 
@@ -62,7 +65,13 @@ def discovery_imports(modules: tuple[str, ...]) -> tuple[list[str], list[str]]:
         f"print(json.dumps([sorted(m for m in {modules!r} if m in sys.modules),\n"
         "    sorted(n for n, i in found.items() if i.available)]))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **(env or {})},
+    )
     imported, available = json.loads(out.stdout.strip().splitlines()[-1])
     return imported, available
 

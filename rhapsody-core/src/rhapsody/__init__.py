@@ -8,20 +8,10 @@ so that ``import rhapsody`` stays cheap.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as _distribution_version
+import sys
 from typing import TYPE_CHECKING, Any
 
 from .plugins.lazy_names import lazy_names
-from .plugins.manager import get_plugin_host
-from .plugins.registry import BackendInfo
-
-try:
-    __version__ = _distribution_version("rhapsody-core")
-except PackageNotFoundError:  # running from a source tree
-    __version__ = "0.0.0"
-
-version: str = __version__  # rhapsody-py code reads rhapsody.version
 
 if TYPE_CHECKING:
     from .api import (
@@ -38,6 +28,10 @@ if TYPE_CHECKING:
     )
     from .compat.logging_setup import enable_logging
     from .compat.registry import BackendRegistry
+    from .plugins.registry import BackendInfo
+
+    __version__: str
+    version: str  # rhapsody-py code reads rhapsody.version
 
 _LAZY = {
     **dict.fromkeys(
@@ -60,6 +54,9 @@ _LAZY = {
     ),
     "enable_logging": ".compat.logging_setup",
     "BackendRegistry": ".compat.registry",
+    "BackendInfo": ".plugins.registry",
+    "__version__": "._version",
+    "version": "._version",
 }
 
 
@@ -76,9 +73,11 @@ def discover_backends() -> dict[str, BackendInfo]:
     Plugins that failed to load appear too, under their entry-point name, with
     ``available=False`` and the ``reason``. A :class:`BackendInfo` is truthy when available.
     """
-    from .compat.registry import BackendRegistry
+    from .plugins.manager import get_plugin_host
 
-    BackendRegistry._resolve_pending()
+    registry = sys.modules.get(f"{__name__}.compat.registry")  # pending only if imported
+    if registry is not None:
+        registry.BackendRegistry._resolve_pending()
     return get_plugin_host().backends()
 
 
@@ -91,6 +90,7 @@ def get_backend(name: str, /, *args: Any, **kwargs: Any) -> Any:
     """
     from .backends.lookup import missing_backend_error
     from .compat.registry import BackendRegistry
+    from .plugins.manager import get_plugin_host
 
     BackendRegistry._resolve_pending(name)
     info = get_plugin_host().find(name)

@@ -6,8 +6,6 @@ import functools
 import os
 from typing import Any
 
-from rhapsody.api import BackendError
-
 
 def runtime_note() -> str | None:
     """What ``rhapsody backends`` says when this process cannot use the Dragon backend."""
@@ -22,6 +20,8 @@ def runtime_note() -> str | None:
 
 def require_runtime(backend: str) -> None:
     """Raise :class:`BackendError` unless this process runs under Dragon's launcher."""
+    from rhapsody.api import BackendError  # here: discovery imports this module (runtime_note)
+
     try:
         import dragon  # noqa: F401
     except ImportError as exc:

@@ -9,19 +9,20 @@ imports from here (``BaseBackend``, ``BackendRegistry``, ``TasksMainStates``...)
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .base import Backend, ExecutionBackend, InferenceBackend
-from .lookup import (
-    BackendNotFoundError,
-    BackendNotInstalledError,
-    backend_class,
-    backend_class_names,
-    is_submodule,
-)
+if TYPE_CHECKING:
+    from .base import Backend, ExecutionBackend, InferenceBackend
+    from .lookup import BackendNotFoundError, BackendNotInstalledError
 
-# rhapsody-py's names, imported on first use.
-_COMPAT = {
+# Imported on first use: discovery imports this package (the concurrent plugin lives in it) and
+# must not import the task API; then rhapsody-py's names.
+_LAZY = {
+    "Backend": ".base",
+    "ExecutionBackend": ".base",
+    "InferenceBackend": ".base",
+    "BackendNotFoundError": ".lookup",
+    "BackendNotInstalledError": ".lookup",
     "BaseBackend": "..compat.legacy_backend",
     "BackendRegistry": "..compat.registry",
     "TasksMainStates": "..compat.states",
@@ -44,13 +45,20 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     if name.startswith("__"):
         raise AttributeError(name)
-    module = _COMPAT.get(name)
+    module = _LAZY.get(name)
     if module is not None:
-        return getattr(importlib.import_module(module, __name__), name)
+        value = getattr(importlib.import_module(module, __name__), name)
+        if module.startswith(".") and not module.startswith(".."):
+            globals()[name] = value  # our own names: looked up once
+        return value
+    from .lookup import backend_class, is_submodule
+
     if is_submodule(__name__, name):  # `from rhapsody.backends import where`: not a backend
         raise AttributeError(name)
     return backend_class(name, None, __name__)
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_COMPAT, *backend_class_names(None)})
+    from .lookup import backend_class_names
+
+    return sorted({*globals(), *_LAZY, *backend_class_names(None)})

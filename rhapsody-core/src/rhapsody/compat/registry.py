@@ -9,21 +9,22 @@ class as itself, a rhapsody-py backend class through :func:`~.legacy_backend.ada
 
 from __future__ import annotations
 
-from importlib.metadata import EntryPoint
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..backends.base import Backend
+from ..plugins.markers import LEGACY_ENTRY_POINT_GROUP
 from ..plugins.registry import BackendSpec
-from .legacy_backend import adapter_class, is_legacy_backend, legacy_kind
 
 if TYPE_CHECKING:
+    from ..plugins.entry_point_scan import FoundEntryPoint
     from ..plugins.manager import PluginHost
-
-LEGACY_ENTRY_POINT_GROUP = "rhapsody.backends"
 
 
 def spec_for_class(name: str, cls: Any) -> BackendSpec:
     """The registry entry for backend class ``cls`` registered as ``name`` (either contract)."""
+    # Imported here: discovery imports this module, and must not import the task API.
+    from ..backends.base import Backend
+    from .legacy_backend import adapter_class, is_legacy_backend, legacy_kind
+
     if isinstance(cls, type) and issubclass(cls, Backend):
         return BackendSpec(name=name, cls=cls, kind=cls.kind)  # type: ignore[arg-type]
     if isinstance(cls, type) and is_legacy_backend(cls):
@@ -34,7 +35,7 @@ def spec_for_class(name: str, cls: Any) -> BackendSpec:
     )
 
 
-def load_legacy_entry_point(host: PluginHost, ep: EntryPoint) -> None:
+def load_legacy_entry_point(host: PluginHost, ep: FoundEntryPoint) -> None:
     """Register the backend class an entry point of the ``rhapsody.backends`` group names."""
     dist = ep.dist.name if ep.dist else None
     version = ep.dist.version if ep.dist else None

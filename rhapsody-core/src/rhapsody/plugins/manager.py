@@ -19,13 +19,13 @@ import logging
 import os
 import threading
 from collections.abc import Iterable
-from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 import pluggy
 
 from . import hookspecs, routing
-from .markers import PROJECT_NAME
+from .entry_point_scan import FoundEntryPoint, entry_points_of
+from .markers import LEGACY_ENTRY_POINT_GROUP, PROJECT_NAME
 from .registry import BackendInfo, BackendSpec, class_ref
 
 ENTRY_POINT_GROUP = PROJECT_NAME
@@ -73,23 +73,24 @@ class PluginHost:
                 return
             self._entry_points_loaded = True
             allow, block = _names_from_env(ENV_LOAD), _names_from_env(ENV_BLOCK)
-            for ep in entry_points(group=ENTRY_POINT_GROUP):
+            found = entry_points_of(ENTRY_POINT_GROUP, LEGACY_ENTRY_POINT_GROUP)
+            for ep in found[ENTRY_POINT_GROUP]:
                 if (allow is not None and ep.name not in allow) or (block and ep.name in block):
                     log.debug("rhapsody plugin %r not loaded (allow/block list)", ep.name)
                     self.blocked.add(ep.name)
                     continue
                 self._load_entry_point(ep)
-            from ..compat.registry import LEGACY_ENTRY_POINT_GROUP, load_legacy_entry_point
-
-            for ep in entry_points(group=LEGACY_ENTRY_POINT_GROUP):
+            for ep in found[LEGACY_ENTRY_POINT_GROUP]:
                 if (allow is not None and ep.name not in allow) or (block and ep.name in block):
                     self.blocked.add(ep.name)
                     continue
                 if ep.name in self._backends or ep.name in self._aliases:
                     continue  # a plugin of the rhapsody group provides it already
+                from ..compat.registry import load_legacy_entry_point
+
                 load_legacy_entry_point(self, ep)
 
-    def _load_entry_point(self, ep: EntryPoint) -> None:
+    def _load_entry_point(self, ep: FoundEntryPoint) -> None:
         dist = ep.dist.name if ep.dist else None
         version = ep.dist.version if ep.dist else None
         if self.pm.has_plugin(ep.name):

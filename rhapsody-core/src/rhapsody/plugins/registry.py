@@ -30,8 +30,6 @@ _REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
 def _check_class(_inst: Any, _attr: Any, value: Any) -> None:
-    from ..backends.base import Backend
-
     if isinstance(value, str):
         if not _REF.match(value):
             raise TypeError(
@@ -39,6 +37,8 @@ def _check_class(_inst: Any, _attr: Any, value: Any) -> None:
                 f"reference, got {value!r}"
             )
         return
+    from ..backends.base import Backend  # here: a reference must not import the task API
+
     if not (isinstance(value, type) and issubclass(value, Backend)):
         raise TypeError(f"BackendSpec.cls: expected a subclass of rhapsody Backend, got {value!r}")
 
