@@ -1,7 +1,10 @@
 """Side-by-side benchmark on Dask: Session + DaskExecutionBackend vs the raw Dask client vs
-rhapsody-py 0.6.0, each on its own ``LocalCluster(n_workers=2, threads_per_worker=1)``.
+rhapsody-py 0.6.0, each on its own ``LocalCluster(n_workers=W, threads_per_worker=1)``, W the
+CPUs this process may use unless ``--workers`` says otherwise (the same command means the same on
+2 cores and on 128).
 
-    python benchmarks/bench_dask.py --size 10000 [--repeat 3] [--rhapsody-py-python PATH]
+    python benchmarks/bench_dask.py --size 10000 [--repeat 3] [--workers W]
+        [--rhapsody-py-python PATH]
 
 Cluster start-up is outside the timed region; task construction, submission and collecting
 every result are inside it.
@@ -21,6 +24,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Report, median_rate, median_run
 
 EXE = "/bin/true"
+WORKERS_VARIABLE = "BENCH_DASK_WORKERS"  # how the parent tells each measured run
+
+
+def worker_count() -> int:
+    return int(os.environ.get(WORKERS_VARIABLE) or len(os.sched_getaffinity(0)))
 
 
 def noop(i: int) -> int:
@@ -37,7 +45,7 @@ async def run(contender: str, kind: str, n: int) -> tuple[float, float]:
     from distributed import Client, LocalCluster
 
     async with LocalCluster(
-        n_workers=2,
+        n_workers=worker_count(),
         threads_per_worker=1,
         asynchronous=True,
         dashboard_address=None,
@@ -86,10 +94,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--rhapsody-py-python", default=None)
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--workers", type=int, default=None, help="default: the CPUs available")
     parser.add_argument(
         "--kinds", nargs="+", default=["function", "executable"], choices=["function", "executable"]
     )
     args = parser.parse_args()
+    os.environ[WORKERS_VARIABLE] = str(args.workers or worker_count())
+    print(f"{os.environ[WORKERS_VARIABLE]} single-threaded Dask workers")
     report, n = Report(), args.size
     for kind in args.kinds:
         what = "no-op functions" if kind == "function" else f"{EXE} executables"

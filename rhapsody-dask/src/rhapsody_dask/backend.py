@@ -1,8 +1,11 @@
 """``DaskExecutionBackend``: ComputeTasks on a Dask distributed cluster.
 
 Batches go to Dask in bulk (one ``client.map`` per kind and placement), every task under its own
-key (no ``pure=True`` deduplication). Workers announce when a task starts; completions come back
-through a batching inbox and their results are gathered in batches.
+key (no ``pure=True`` deduplication). Workers send starts and completions, small results included,
+as batched events on a topic of the backend's own. What ends without such a message (a dead
+worker, a task Dask itself failed, a lost scheduler) is found by a sweep over the outstanding
+futures: a done callback per future costs the client a coroutine and a thread hop per task,
+which was a sixth of the driving process's CPU per task.
 """
 
 from __future__ import annotations
@@ -35,7 +38,6 @@ from rhapsody.api.errors import task_label
 from rhapsody.api.validators import integer, real
 from rhapsody.backends import ExecutionBackend
 from rhapsody.backends.exit_status import describe_exit
-from rhapsody.backends.inbox import LoopInbox
 from rhapsody.backends.task_output import store_output
 from rhapsody.resources import NodeResources, ResourceRequest, check_request
 
@@ -50,6 +52,10 @@ log = logging.getLogger(__name__)
 _RUNNING, _DONE, _FAILED = TaskState.RUNNING, TaskState.DONE, TaskState.FAILED
 _MAP_CHUNK = 5000
 _RETIRE_BATCH = 20_000
+# The sweep over outstanding futures runs at most every this many seconds, and spends at most
+# about 1/_SWEEP_SHARE of the loop's time (it slows down as the number of futures grows).
+_SWEEP_INTERVAL = 0.25
+_SWEEP_SHARE = 50
 _NOT_WORD = re.compile(r"[^A-Za-z0-9_]")
 
 
@@ -162,7 +168,8 @@ class DaskExecutionBackend(ExecutionBackend):
         self._completed: list[Future[Any]] = []
         self._retired: list[Future[Any]] = []
         self._collector: asyncio.Task[None] | None = None
-        self._inbox: LoopInbox | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._unannounced: set[Any] = set()  # keys seen finished by the last sweep, no message
         self._offered: dict[str, dict[str, float]] = {}  # worker address -> its resources
 
     @property
@@ -186,8 +193,8 @@ class DaskExecutionBackend(ExecutionBackend):
             self._timeout,
         )
         self._offered = await self.client.run_on_scheduler(worker_side.worker_resources)
-        self._inbox = LoopInbox(asyncio.get_running_loop(), self._future_done)
         self._conn.client.subscribe_topic(self._topic, self._on_event)
+        self._sweeper = asyncio.ensure_future(self._sweep())
 
     # -- submission -------------------------------------------------------------------------------
 
@@ -266,11 +273,10 @@ class DaskExecutionBackend(ExecutionBackend):
             self._map(tasks[:half], is_function, options)
             self._map(tasks[half:], is_function, options)
             return
-        running, handles, done = self._running, self._futures, self._future_done_threadsafe
+        running, handles = self._running, self._futures
         for task, key, future in zip(tasks, keys, futures, strict=True):
             running[key] = task
             handles[task] = future
-            future.add_done_callback(done)
 
     def _map_now(
         self, tasks: list[ComputeTask], is_function: bool, options: dict[str, Any]
@@ -336,15 +342,25 @@ class DaskExecutionBackend(ExecutionBackend):
 
     # -- progress ---------------------------------------------------------------------------------
 
-    def _on_event(self, event: Any) -> None:  # a worker's message, on the loop
-        message = event[1]  # (timestamp, [kind, key, payload?])
-        task = self._running.get(message[1])
+    def _on_event(self, event: Any) -> None:  # a worker's messages, on the loop
+        message = event[1]  # (timestamp, message); ("batch", [message, ...]) from our workers
+        for one in message[1] if message[0] == "batch" else (message,):
+            self._on_message(one)
+
+    def _on_message(self, message: Any) -> None:
+        kind, key = message[0], message[1]
+        task = self._running.get(key)
         if task is None:
             return
-        if message[0] == "run":
+        if kind == "run":
             self.report(task, _RUNNING)
             return
-        del self._running[message[1]]
+        if kind == "ready":  # its result is too large for a message: fetch it
+            future = self._futures.get(task)
+            if future is not None:
+                self._fetch(future)
+            return
+        del self._running[key]
         self._retire(task)
         try:
             result = cloudpickle.loads(message[2])
@@ -352,20 +368,36 @@ class DaskExecutionBackend(ExecutionBackend):
             result = exc
         self._complete(task, result)
 
-    def _future_done_threadsafe(self, future: Future[Any]) -> None:  # Dask's callback thread
-        inbox = self._inbox
-        if inbox is not None:
-            inbox.push(future)
-
-    def _future_done(self, future: Future[Any]) -> None:
-        if future.key not in self._running:
-            return  # already completed by its event
+    def _fetch(self, future: Future[Any]) -> None:
+        """Finish ``future``'s task from Dask's side of it (its result or its error)."""
         self._completed.append(future)
         if self._collector is None or self._collector.done():
             self._collector = asyncio.ensure_future(self._collect())
 
+    async def _sweep(self) -> None:
+        """Find the futures that ended without a message from their worker: an error of Dask's
+        (a dead worker, a lost scheduler, a task that could not be deserialised) or a message
+        that was lost. A finished future gets one more sweep for its message to arrive."""
+        loop = asyncio.get_running_loop()
+        interval = _SWEEP_INTERVAL
+        while not self._closed:
+            await asyncio.sleep(interval)
+            started = loop.time()
+            seen, unannounced = self._unannounced, set()
+            for future in list(self._futures.values()):
+                status = future.status
+                if status == "pending":
+                    continue
+                if status == "finished" and future.key not in seen:
+                    unannounced.add(future.key)  # its message may be on its way
+                    continue
+                if future.key in self._running:
+                    self._fetch(future)
+            self._unannounced = unannounced
+            interval = max(_SWEEP_INTERVAL, (loop.time() - started) * _SWEEP_SHARE)
+
     async def _collect(self) -> None:
-        """Futures that ended without their completion event: large results, Dask's errors."""
+        """Futures that ended without their completion message: large results, Dask's errors."""
         while self._completed:
             batch, self._completed = self._completed, []
             for future in batch:
@@ -373,10 +405,13 @@ class DaskExecutionBackend(ExecutionBackend):
                 if task is None or task.done:
                     self._running.pop(future.key, None)
                     continue
+                # A large result's message may come before Dask has the result: this waits.
+                result = await _result_or_error(future)
+                if self._running.get(future.key) is not task or task.done:
+                    continue  # canceled, or its message came, meanwhile
                 if future.status != "finished":
                     await self._finish_unsuccessful(future)
                     continue
-                result = await _result_or_error(future)
                 if result is None:  # delivered by an event that is still on its way
                     asyncio.get_running_loop().call_later(30, self._result_lost, future.key)
                     continue
@@ -492,10 +527,10 @@ class DaskExecutionBackend(ExecutionBackend):
             await _quietly(self.client.run(worker_side.kill_backend, self._token))
         with contextlib.suppress(Exception):  # the scheduler may already be gone
             self._conn.client.unsubscribe_topic(self._topic)
-        if self._collector is not None and not self._collector.done():
-            self._collector.cancel()
+        for helper in (self._collector, self._sweeper):
+            if helper is not None and not helper.done():
+                helper.cancel()
         await self._conn.close()
-        self._inbox = None
 
 
 def _prefix(task: ComputeTask) -> str:

@@ -15,6 +15,7 @@ import pickle
 import subprocess
 import sys
 import threading
+from collections import deque
 from typing import Any
 
 from rhapsody.api.clock import now
@@ -75,6 +76,61 @@ INLINE_LIMIT = 16 * 1024
 ANNOUNCE_AFTER = 0.1
 
 
+class _Outbox:
+    """A worker's messages to one client topic, sent as one event per worker-loop turn.
+
+    Every event costs the scheduler (and the client) a message to handle, whatever it holds:
+    the messages of the tasks that end while the worker's loop is busy travel together.
+    """
+
+    __slots__ = ("_messages", "_scheduled", "_topic", "_worker")
+
+    def __init__(self, worker: Any, topic: str) -> None:
+        self._worker, self._topic = worker, topic
+        self._messages: deque[tuple[Any, ...]] = deque()
+        self._scheduled = False
+
+    def post(self, message: tuple[Any, ...]) -> None:  # any thread of the worker
+        self._messages.append(message)
+        if not self._scheduled:
+            self._scheduled = True
+            self._worker.loop.add_callback(self._flush)
+
+    def _flush(self) -> None:  # the worker's loop
+        # Cleared before draining: a message posted meanwhile schedules (at worst) one more flush.
+        self._scheduled = False
+        messages, pop = [], self._messages.popleft
+        while True:
+            try:
+                messages.append(pop())
+            except IndexError:
+                break
+        if messages:
+            self._worker.log_event(self._topic, ("batch", messages))
+
+
+_OUTBOX_LOCK = threading.Lock()
+
+
+def _post(topic: str, message: tuple[Any, ...], worker: Any = None) -> None:
+    """Send ``message`` to the client that subscribed to ``topic`` (batched, see _Outbox)."""
+    if worker is None:
+        from distributed import get_worker
+
+        worker = get_worker()
+    outboxes = getattr(worker, "_rhapsody_outboxes", None)
+    if outboxes is None:
+        with _OUTBOX_LOCK:
+            outboxes = getattr(worker, "_rhapsody_outboxes", None)
+            if outboxes is None:
+                outboxes = worker._rhapsody_outboxes = {}
+    outbox = outboxes.get(topic)
+    if outbox is None:
+        with _OUTBOX_LOCK:
+            outbox = outboxes.setdefault(topic, _Outbox(worker, topic))
+    outbox.post(message)
+
+
 def _started_table(worker: Any) -> dict[str, list[Any]]:
     table = getattr(worker, "_rhapsody_started", None)
     if table is None:
@@ -90,7 +146,7 @@ def _started_table(worker: Any) -> dict[str, list[Any]]:
                 topic, since, announced = entry
                 if not announced and now - since >= ANNOUNCE_AFTER:
                     entry[2] = True
-                    worker.log_event(topic, ("run", key))
+                    _post(topic, ("run", key), worker)
 
         ticker = PeriodicCallback(tick, ANNOUNCE_AFTER * 1000)
         worker.loop.add_callback(ticker.start)
@@ -109,7 +165,7 @@ def _announce(topic: str | None, key: str, immediately: bool) -> None:
 
         worker = get_worker()
         if immediately:
-            worker.log_event(topic, ("run", key))
+            _post(topic, ("run", key), worker)
         else:
             _started_table(worker)[key] = [topic, time.monotonic(), False]
     except Exception:  # noqa: BLE001 - only a notification
@@ -140,11 +196,11 @@ def _where(started: float) -> tuple[str, str, float, float]:
 
 
 def _deliver(topic: str | None, key: str, result: Any) -> Any:
-    """Push a small result to the client with the completion event; return None then.
+    """Push a small result to the client with the completion message; return None then.
 
     The client learns of the completion and gets the result in one message, instead of a
     notification followed by a gather round trip through the scheduler and the worker. A large
-    or unpicklable result is returned to Dask as usual.
+    or unpicklable result is returned to Dask as usual, and the message says to fetch it.
     """
     _finished(topic, key)
     if topic is None:
@@ -156,11 +212,13 @@ def _deliver(topic: str | None, key: str, result: Any) -> Any:
             import cloudpickle  # type: ignore[import-untyped]
 
             payload = cloudpickle.dumps(result)
-        if len(payload) > INLINE_LIMIT:
+    except Exception:  # noqa: BLE001 - Dask's own serialisation may still manage
+        payload = None
+    try:
+        if payload is None or len(payload) > INLINE_LIMIT:
+            _post(topic, ("ready", key))
             return result
-        from distributed import get_worker
-
-        get_worker().log_event(topic, ("end", key, payload))
+        _post(topic, ("end", key, payload))
     except Exception:  # noqa: BLE001 - fall back to Dask's own result path
         return result
     return None
