@@ -31,7 +31,7 @@ from .portable import (
     picklable_result,
     to_json_safe,
 )
-from .states import TaskState
+from .states import TERMINAL_STATES, TaskState
 from .task_copies import clone_task, unpickle_task
 from .task_fields import (
     ALL_RESULTS,
@@ -40,6 +40,7 @@ from .task_fields import (
     IGNORED_KEYS,
     assignment_checks,
     check_extra,
+    checked,
     field_names,
     merge_positional,
 )
@@ -60,6 +61,33 @@ def next_uid() -> str:
     return f"task.{next(_uid_counter):06d}"
 
 
+def _sort_out(
+    cls: type, names: Any, fields: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split constructor arguments into the task's own fields and extra fields (None meaning
+    "the default", another kind's results, rhapsody-py's bookkeeping keys)."""
+    own: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key in names.init:
+            if value is not None or key not in names.none_is_default:
+                own[key] = value  # rhapsody-py passes None for "the default"
+        elif key in ALL_RESULTS or key in IGNORED_KEYS:
+            if value is not None and key in names.results:
+                raise TaskValidationError(
+                    key,
+                    "no value: results are written by the backend",
+                    value,
+                    owner=cls.__name__,
+                )
+            if value is not None and key in ALL_RESULTS:
+                extra[key] = value  # another kind's result: kept as an extra field
+        else:
+            check_extra(cls, key, value)
+            extra[key] = value
+    return own, extra
+
+
 @attrs.define(kw_only=True, eq=False, repr=False, init=False, on_setattr=_NO_HOOKS)
 class BaseTask(TaskMapping):
     """Fields and results common to every task."""
@@ -68,13 +96,15 @@ class BaseTask(TaskMapping):
     # Constructor arguments accepted by position, in rhapsody-py's order.
     positional_fields: ClassVar[tuple[str, ...]] = ("uid", "backend")
 
-    uid: str = attrs.field(factory=next_uid, validator=v.uid, on_setattr=_NO_HOOKS)
-    backend: str | None = attrs.field(default=None, validator=v.optional_str, on_setattr=_NO_HOOKS)
+    uid: str = attrs.field(factory=next_uid, metadata=checked(v.uid), on_setattr=_NO_HOOKS)
+    backend: str | None = attrs.field(
+        default=None, metadata=checked(v.optional_str), on_setattr=_NO_HOOKS
+    )
     timeout: float | None = attrs.field(
-        default=None, converter=v.to_real, validator=v.optional_timeout, on_setattr=_NO_HOOKS
+        default=None, metadata=checked(v.optional_timeout, v.to_real), on_setattr=_NO_HOOKS
     )
     task_backend_specific_kwargs: Mapping[str, Any] = attrs.field(
-        default=EMPTY_MAPPING, validator=v.str_keyed_mapping, on_setattr=_NO_HOOKS
+        default=EMPTY_MAPPING, metadata=checked(v.str_keyed_mapping), on_setattr=_NO_HOOKS
     )
 
     # Results, written by the backend that runs the task. Not validated on assignment: they are
@@ -106,29 +136,13 @@ class BaseTask(TaskMapping):
         if args:
             fields = merge_positional(cls, args, fields)
         names = field_names(cls)
-        if fields.keys() <= names.init and None not in fields.values():
-            self.__attrs_init__(**fields)  # the common case: nothing to sort out
-            return
-        own: dict[str, Any] = {}
-        extra: dict[str, Any] = {}
-        for key, value in fields.items():
-            if key in names.init:
-                if value is not None or key not in names.none_is_default:
-                    own[key] = value  # rhapsody-py passes None for "the default"
-            elif key in ALL_RESULTS or key in IGNORED_KEYS:
-                if value is not None and key in names.results:
-                    raise TaskValidationError(
-                        key,
-                        "no value: results are written by the backend",
-                        value,
-                        owner=cls.__name__,
-                    )
-                if value is not None and key in ALL_RESULTS:
-                    extra[key] = value  # another kind's result: kept as an extra field
-            else:
-                check_extra(cls, key, value)
-                extra[key] = value
-        self.__attrs_init__(**own)
+        extra: dict[str, Any] | None = None
+        if not (fields.keys() <= names.init and None not in fields.values()):
+            fields, extra = _sort_out(cls, names, fields)
+        checks = ASSIGNMENT_CHECKS.get(cls) or assignment_checks(cls)
+        for key, value in fields.items():  # the given values only: defaults are valid
+            fields[key] = checks[key](self, value)
+        self.__attrs_init__(**fields)
         if extra:
             self._extra = extra
 
@@ -158,7 +172,7 @@ class BaseTask(TaskMapping):
     @property
     def done(self) -> bool:
         """True once the task reached DONE, FAILED or CANCELED."""
-        return self.state in (TaskState.DONE, TaskState.FAILED, TaskState.CANCELED)
+        return self.state in TERMINAL_STATES  # a frozenset: enum attribute lookups are slow
 
     @property
     def queue_time(self) -> float | None:
@@ -284,24 +298,28 @@ class ComputeTask(BaseTask):
     )
 
     executable: str | os.PathLike[str] | None = attrs.field(
-        default=None, validator=v.optional_path, on_setattr=_NO_HOOKS
+        default=None, metadata=checked(v.optional_path), on_setattr=_NO_HOOKS
     )
     arguments: Sequence[str] = attrs.field(
-        default=(), validator=v.str_sequence, on_setattr=_NO_HOOKS
+        default=(), metadata=checked(v.str_sequence), on_setattr=_NO_HOOKS
     )
     function: Callable[..., Any] | None = attrs.field(
-        default=None, validator=v.optional_callable, on_setattr=_NO_HOOKS
+        default=None, metadata=checked(v.optional_callable), on_setattr=_NO_HOOKS
     )
-    args: Sequence[Any] = attrs.field(default=(), validator=v.positional_args, on_setattr=_NO_HOOKS)
+    args: Sequence[Any] = attrs.field(
+        default=(), metadata=checked(v.positional_args), on_setattr=_NO_HOOKS
+    )
     kwargs: Mapping[str, Any] = attrs.field(
-        default=EMPTY_MAPPING, validator=v.str_keyed_mapping, on_setattr=_NO_HOOKS
+        default=EMPTY_MAPPING, metadata=checked(v.str_keyed_mapping), on_setattr=_NO_HOOKS
     )
-    capture_stdio: bool = attrs.field(default=False, validator=v.boolean, on_setattr=_NO_HOOKS)
+    capture_stdio: bool = attrs.field(
+        default=False, metadata=checked(v.boolean), on_setattr=_NO_HOOKS
+    )
     input_files: Sequence[str] = attrs.field(
-        default=(), validator=v.str_sequence, on_setattr=_NO_HOOKS
+        default=(), metadata=checked(v.str_sequence), on_setattr=_NO_HOOKS
     )
     output_files: Sequence[str] = attrs.field(
-        default=(), validator=v.str_sequence, on_setattr=_NO_HOOKS
+        default=(), metadata=checked(v.str_sequence), on_setattr=_NO_HOOKS
     )
     # The resource request (RADICAL-Pilot's vocabulary). None: not requested; a task that
     # requests nothing runs as every backend runs such tasks (see docs/resources.md). Checked
@@ -320,13 +338,6 @@ class ComputeTask(BaseTask):
     )
 
     def __attrs_post_init__(self) -> None:
-        if (
-            self.ranks is not None
-            or self.cores_per_rank is not None
-            or self.gpus_per_rank is not None
-            or self.mem_per_rank is not None
-        ):
-            resource_fields.check_fields(self)
         if self.function is None:
             if self.executable is None:
                 raise TaskValidationError(
@@ -402,34 +413,34 @@ class AITask(BaseTask):  # type: ignore[override]  # its __attrs_init__ requires
         "backend",
     )
 
-    prompt: str | Sequence[str] = attrs.field(validator=v.prompt, on_setattr=_NO_HOOKS)
-    model: str | None = attrs.field(default=None, validator=v.optional_str, on_setattr=_NO_HOOKS)
+    prompt: str | Sequence[str] = attrs.field(metadata=checked(v.prompt), on_setattr=_NO_HOOKS)
+    model: str | None = attrs.field(
+        default=None, metadata=checked(v.optional_str), on_setattr=_NO_HOOKS
+    )
     inference_endpoint: str | None = attrs.field(
-        default=None, validator=v.optional_str, on_setattr=_NO_HOOKS
+        default=None, metadata=checked(v.optional_str), on_setattr=_NO_HOOKS
     )
     system_prompt: str | None = attrs.field(
-        default=None, validator=v.optional_str, on_setattr=_NO_HOOKS
+        default=None, metadata=checked(v.optional_str), on_setattr=_NO_HOOKS
     )
     temperature: float | None = attrs.field(
         default=None,
-        converter=v.to_real,
-        validator=v.number_in_range(0.0, 2.0),
+        metadata=checked(v.number_in_range(0.0, 2.0), v.to_real),
         on_setattr=_NO_HOOKS,
     )
     max_tokens: int | None = attrs.field(
-        default=None, converter=v.to_int, validator=v.optional_positive_int, on_setattr=_NO_HOOKS
+        default=None, metadata=checked(v.optional_positive_int, v.to_int), on_setattr=_NO_HOOKS
     )
     top_p: float | None = attrs.field(
         default=None,
-        converter=v.to_real,
-        validator=v.number_in_range(0.0, 1.0, lo_open=True),
+        metadata=checked(v.number_in_range(0.0, 1.0, lo_open=True), v.to_real),
         on_setattr=_NO_HOOKS,
     )
     top_k: int | None = attrs.field(
-        default=None, converter=v.to_int, validator=v.optional_top_k, on_setattr=_NO_HOOKS
+        default=None, metadata=checked(v.optional_top_k, v.to_int), on_setattr=_NO_HOOKS
     )
     stop_sequences: Sequence[str] | None = attrs.field(
-        default=None, validator=v.optional_str_sequence, on_setattr=_NO_HOOKS
+        default=None, metadata=checked(v.optional_str_sequence), on_setattr=_NO_HOOKS
     )
 
     response: Any = attrs.field(init=False, default=None, on_setattr=_NO_HOOKS)

@@ -168,38 +168,14 @@ def memory(inst: Any, attribute: Any, value: Any) -> None:
         )
 
 
-# How each field is converted and checked (attrs metadata of ComputeTask's fields: applied by
-# check_fields at construction, and by the task's assignment checks).
+# How each field is converted and checked (attrs metadata of ComputeTask's fields: applied to
+# the values given at construction, and to those assigned later).
 RANKS = {"convert": to_count, "validate": positive_count}
 CORES = {"convert": to_count, "validate": positive_count}
 GPUS = {"convert": to_gpus, "validate": gpu_count}
 MEMORY = {"convert": to_memory, "validate": memory}
 FIELDS = ("ranks", "cores_per_rank", "gpus_per_rank", "mem_per_rank")
 
-
-def check_fields(task: Any) -> None:
-    """Convert and validate the resource fields of ``task`` that were given."""
-    checks = _CHECKS.get(type(task))
-    if checks is None:
-        fields = attrs.fields_dict(type(task))
-        checks = _CHECKS[type(task)] = [
-            (
-                name,
-                fields[name],
-                fields[name].metadata["convert"],
-                fields[name].metadata["validate"],
-            )
-            for name in FIELDS
-        ]
-    for name, field, convert, validate in checks:
-        value = getattr(task, name)
-        if value is not None:
-            value = convert(value)
-            validate(task, field, value)
-            object.__setattr__(task, name, value)
-
-
-_CHECKS: dict[type, list[tuple[str, Any, Any, Any]]] = {}
 
 _INTERNED: dict[tuple[Any, ...], ResourceRequest] = {}
 
