@@ -32,6 +32,13 @@ class EmptyMapping(Mapping[str, Any]):
     def __getitem__(self, key: str) -> Any:
         raise KeyError(key)
 
+    # Mapping's own versions raise and catch a KeyError: backends ask every task's options.
+    def __contains__(self, key: object) -> bool:
+        return False
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return default
+
     def __iter__(self) -> Any:
         return iter(())
 
