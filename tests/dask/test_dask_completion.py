@@ -58,16 +58,15 @@ async def test_a_result_nothing_can_send_fails_its_task(local_cluster):
     assert isinstance(task.exception, BackendError) and task.uid in str(task.exception)
 
 
-async def test_a_task_dask_fails_itself_is_found_and_failed(local_cluster):
+async def test_a_task_dask_fails_itself_is_found_and_fails_alone(local_cluster):
     backend = await DaskExecutionBackend(cluster=local_cluster)
     async with Session(backends=[backend]) as session:
         broken = ComputeTask(function=echo, args=(LoadsNowhere(),))
-        # A batch of its own: Dask's scheduler unpickles a batch's graph as a whole.
-        await session.submit_tasks([broken])
-        fine = ComputeTask(function=echo, args=(7,))
-        await session.submit_tasks([fine])
-        await session.wait_tasks([broken, fine], timeout=120)
-    assert fine.state is TaskState.DONE and fine.return_value == 7
+        # One batch: Dask's scheduler unpickles it as a whole, and fails all of it.
+        fine = [ComputeTask(function=echo, args=(i,)) for i in range(5)]
+        await session.submit_tasks([*fine[:2], broken, *fine[2:]])
+        await session.wait_tasks([broken, *fine], timeout=120)
+    assert [(t.state, t.return_value) for t in fine] == [(TaskState.DONE, i) for i in range(5)]
     assert broken.state is TaskState.FAILED
     message = str(broken.exception)
     assert broken.uid in message and "Dask failed it" in message, message

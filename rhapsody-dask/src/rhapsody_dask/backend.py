@@ -57,6 +57,10 @@ _RETIRE_BATCH = 20_000
 _SWEEP_INTERVAL = 0.25
 _SWEEP_SHARE = 50
 _NOT_WORD = re.compile(r"[^A-Za-z0-9_]")
+# Dask's error for a batch its scheduler could not unpickle, and the key suffix of a task sent
+# again alone after one.
+_GRAPH_UNREADABLE = "Error during deserialization of the task graph"
+_ALONE = "-alone"
 
 
 class DaskExecutionBackend(ExecutionBackend):
@@ -244,7 +248,8 @@ class DaskExecutionBackend(ExecutionBackend):
             key = (task.function is not None, *placement(task))  # type: ignore[arg-type,attr-defined]
             groups.setdefault(key, []).append(task)  # type: ignore[arg-type]
         offered: dict[str, dict[str, float]] | None = None
-        for (is_function, resources, workers, priority, retries), group in groups.items():
+        for (is_function, *where), group in groups.items():
+            resources = where[0]
             if resources:
                 if offered is None:
                     offered = await self.client.run_on_scheduler(worker_side.worker_resources)
@@ -252,26 +257,23 @@ class DaskExecutionBackend(ExecutionBackend):
                 if unsatisfiable(resources, offered):
                     self._fail_unsatisfiable(group, dict(resources), offered)
                     continue
-            options = {
-                "resources": dict(resources) if resources else None,
-                "workers": list(workers) if workers else None,
-                "priority": priority,
-                "retries": retries,
-            }
+            options = _map_options(*where)
             for start in range(0, len(group), _MAP_CHUNK):
                 self._map(group[start : start + _MAP_CHUNK], is_function, options)
                 await asyncio.sleep(0)
 
-    def _map(self, tasks: list[ComputeTask], is_function: bool, options: dict[str, Any]) -> None:
+    def _map(
+        self, tasks: list[ComputeTask], is_function: bool, options: dict[str, Any], suffix: str = ""
+    ) -> None:
         try:
-            futures, keys = self._map_now(tasks, is_function, options)
+            futures, keys = self._map_now(tasks, is_function, options, suffix)
         except Exception:  # noqa: BLE001 - a task that does not serialise: find it by halves
             if len(tasks) == 1:
                 self._fail_unsendable(tasks[0])
                 return
             half = len(tasks) // 2
-            self._map(tasks[:half], is_function, options)
-            self._map(tasks[half:], is_function, options)
+            self._map(tasks[:half], is_function, options, suffix)
+            self._map(tasks[half:], is_function, options, suffix)
             return
         running, handles = self._running, self._futures
         for task, key, future in zip(tasks, keys, futures, strict=True):
@@ -279,9 +281,9 @@ class DaskExecutionBackend(ExecutionBackend):
             handles[task] = future
 
     def _map_now(
-        self, tasks: list[ComputeTask], is_function: bool, options: dict[str, Any]
+        self, tasks: list[ComputeTask], is_function: bool, options: dict[str, Any], suffix: str
     ) -> tuple[list[Future[Any]], list[str]]:
-        keys = [f"{_prefix(t)}-{self._token}-{t.uid}" for t in tasks]
+        keys = [f"{_prefix(t)}-{self._token}-{t.uid}{suffix}" for t in tasks]
         topics = [self._topic] * len(tasks)
         if is_function:
             futures = self.client.map(
@@ -483,6 +485,15 @@ class DaskExecutionBackend(ExecutionBackend):
         self._futures.pop(task, None)
         error = await _result_or_error(future)
         name = type(error).__name__
+        if (
+            _GRAPH_UNREADABLE in str(error)
+            and not str(future.key).endswith(_ALONE)
+            and not self._closed
+        ):
+            # Dask's scheduler unpickles a whole client.map batch at once: one task it cannot
+            # unpickle fails all of them. Each goes again alone, so that only the guilty fail.
+            self._map([task], task.function is not None, _map_options(*placement(task)), _ALONE)
+            return
         if name == "KilledWorker":
             message = f"{task_label(task.uid)}: the Dask worker running it died ({error})"
         elif future.status == "cancelled":
@@ -531,6 +542,18 @@ class DaskExecutionBackend(ExecutionBackend):
             if helper is not None and not helper.done():
                 helper.cancel()
         await self._conn.close()
+
+
+def _map_options(
+    resources: Any, workers: Any, priority: int, retries: int | None
+) -> dict[str, Any]:
+    """``client.map``'s keyword arguments for a placement (see options.placement)."""
+    return {
+        "resources": dict(resources) if resources else None,
+        "workers": list(workers) if workers else None,
+        "priority": priority,
+        "retries": retries,
+    }
 
 
 def _prefix(task: ComputeTask) -> str:
