@@ -47,6 +47,7 @@ from .function_pool import FunctionPool
 from .global_services import GS_LOCK, destroy_queue, new_queue
 from .launcher import JobOutcome, ProcessLauncher
 from .outcomes import apply_call, apply_job
+from .polling import Backoff
 from .reaper import Reaper
 from .resources import allocation_nodes, placed_plan
 from .runtime import allocation_cores, node_hostnames, require_runtime, this_node_huid
@@ -63,7 +64,7 @@ _RUNNING, _DONE, _FAILED, _CANCELED = (
 )
 _STARTED = object()  # the outcome that means "it is running now"
 _RESULT_QUEUE_SIZE = 1024  # messages; Dragon preallocates each slot's block
-_READ_WAIT = 0.02  # seconds the reader waits on the queue before looking at exits again
+_READ_BATCH = 64  # messages the reader handles before looking at exits again
 STOP_TIMEOUT = 60.0  # seconds shutdown waits for Dragon to stop the backend's processes
 START_TIMEOUT = 300.0  # seconds initialize waits for Dragon to start the pool
 
@@ -262,18 +263,20 @@ class DragonExecutionBackendV3(ExecutionBackend):
         pool, launcher, reaper, get = self._pool, self._launcher, self._reaper, self._outq.get
         assert pool is not None and launcher is not None and reaper is not None
         stopping = self._stopping
+        backoff = Backoff()  # a blocking get spins: poll and sleep instead (see .polling)
         while not stopping.is_set():
             exits = reaper.take()
             # Everything a process put on the queue before it exited is there by now: handle it
-            # first, then the exits (a result must not be taken for lost).
-            while True:
+            # all first, then the exits (a result must not be taken for lost). Without exits,
+            # a bounded batch, so that exits are looked at again soon under a steady stream.
+            handled = 0
+            while exits or handled < _READ_BATCH:
                 try:
-                    message = get(timeout=0 if exits else _READ_WAIT)
+                    message = get(block=False)
                 except queue.Empty:
                     break
                 self._on_message(message)
-                if not exits:
-                    break
+                handled += 1
             for puid, code in exits:
                 try:
                     if pool.owns(puid):
@@ -282,6 +285,10 @@ class DragonExecutionBackendV3(ExecutionBackend):
                         launcher.on_exit(puid, code)
                 except Exception:
                     log.exception("dragon backend %r: could not handle an exit", self.name)
+            if handled or exits:
+                backoff.reset()
+            else:
+                backoff.pause(stopping)
 
     def _on_message(self, message: tuple[Any, ...]) -> None:
         assert self._pool is not None and self._launcher is not None

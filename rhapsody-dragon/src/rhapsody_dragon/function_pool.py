@@ -119,7 +119,7 @@ class FunctionPool:
         with self._cond:
             self._workers[wid] = worker
             self._by_puid[worker.puid] = worker
-        self._reaper.watch([worker.puid])
+        self._reaper.watch([worker.puid], long_lived=True)
 
     def owns(self, puid: int) -> bool:
         return puid in self._by_puid

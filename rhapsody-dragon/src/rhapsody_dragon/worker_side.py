@@ -33,6 +33,8 @@ from rhapsody.backends.process_tree import kill_marked as stop_marked
 from rhapsody.backends.process_tree import marked_processes
 from rhapsody.backends.remote_errors import dump_exception, format_traceback
 
+from .polling import WORKER_POLL_MAX, Backoff, get_item
+
 # Every process the backend starts carries both in its environment, so that it and whatever it
 # starts can be found and killed on its node (Dragon signals only the process it started).
 MARK_BACKEND = "RHAPSODY_DRAGON_BACKEND"
@@ -136,9 +138,10 @@ def pool_worker(inq: Any, outq_blob: bytes, wid: int) -> None:
     thread = threading.Thread(target=flusher, name="rhapsody-flusher", daemon=True)
     outq.put(("ready", wid))
     thread.start()
+    backoff = Backoff(WORKER_POLL_MAX)
     try:
         while True:
-            chunk = inq.get()
+            chunk = get_item(inq, backoff)  # not inq.get(): that spins while the pool is idle
             if chunk is None:
                 return
             uids, blob = chunk
