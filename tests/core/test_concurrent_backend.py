@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import signal
 import sys
@@ -24,6 +25,10 @@ from rhapsody.api import (
 from rhapsody.backends import ConcurrentExecutionBackend
 
 from ..conftest import pid_alive, wait_until
+
+# Not fork: a pool forking from a process that runs threads can hang a worker at start
+# (the backend warns about it; seen in this suite under load).
+SPAWN = multiprocessing.get_context("spawn")
 
 
 def add(a: int, b: int = 0) -> int:
@@ -232,7 +237,7 @@ async def test_shutdown_kills_every_child(work_dir, no_stray_children):
 
 
 async def test_process_pool_functions(no_stray_children):
-    pool = ProcessPoolExecutor(max_workers=2)
+    pool = ProcessPoolExecutor(max_workers=2, mp_context=SPAWN)
     tasks = [ComputeTask(function=add, args=(i, 1)) for i in range(20)]
     tasks.append(ComputeTask(function=async_add, args=(1, 1)))
     tasks.append(ComputeTask(function=lambda: os.getpid()))  # shipped with cloudpickle
@@ -247,14 +252,16 @@ def raise_value_error() -> None:
 
 async def test_process_pool_exception_keeps_remote_traceback(no_stray_children):
     t = ComputeTask(function=raise_value_error)
-    await run([t], executor=ProcessPoolExecutor(max_workers=1))
+    await run([t], executor=ProcessPoolExecutor(max_workers=1, mp_context=SPAWN))
     assert isinstance(t.exception, ValueError) and "remote failure" in str(t.exception)
     assert 'raise ValueError("remote failure")' in t.traceback
 
 
 @pytest.mark.parametrize("killer", [die_hard, kill_myself])
 async def test_process_pool_worker_death_fails_only_that_task(killer, no_stray_children):
-    backend = await ConcurrentExecutionBackend(executor=ProcessPoolExecutor(max_workers=2))
+    backend = await ConcurrentExecutionBackend(
+        executor=ProcessPoolExecutor(max_workers=2, mp_context=SPAWN)
+    )
     async with Session(backends=[backend]) as session:
         bystanders = [ComputeTask(function=nap, args=(0.3,)) for _ in range(3)]
         culprit = ComputeTask(function=killer)
@@ -272,7 +279,9 @@ async def test_process_pool_worker_death_fails_only_that_task(killer, no_stray_c
 
 
 async def test_process_pool_timeout_stops_the_function(no_stray_children):
-    backend = await ConcurrentExecutionBackend(executor=ProcessPoolExecutor(max_workers=2))
+    backend = await ConcurrentExecutionBackend(
+        executor=ProcessPoolExecutor(max_workers=2, mp_context=SPAWN)
+    )
     async with Session(backends=[backend]) as session:
         slow = ComputeTask(function=nap, args=(30,), timeout=0.5)
         other = ComputeTask(function=nap, args=(0.8,))
@@ -288,7 +297,7 @@ async def test_unpicklable_function_fails_alone(no_stray_children):
     lock = threading.Lock()
     bad = ComputeTask(function=add, args=(lock,))
     good = ComputeTask(function=add, args=(1,))
-    await run([bad, good], executor=ProcessPoolExecutor(max_workers=1))
+    await run([bad, good], executor=ProcessPoolExecutor(max_workers=1, mp_context=SPAWN))
     assert bad.state is TaskState.FAILED and "cannot be sent to a worker process" in str(
         bad.exception
     )
@@ -309,3 +318,23 @@ async def test_backend_context_manager_and_reuse_of_name():
             t = ComputeTask(function=add, args=(5,))
             await session.submit_tasks([t])
             assert (await t).return_value == 5
+
+
+async def test_a_process_pool_that_forks_is_warned_about(caplog):
+    import logging
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    caplog.set_level(logging.WARNING, logger="rhapsody")
+    forking = await ConcurrentExecutionBackend(
+        ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")), name="forking"
+    )
+    spawning = await ConcurrentExecutionBackend(
+        ProcessPoolExecutor(1, mp_context=SPAWN), name="spawning"
+    )
+    try:
+        warned = [r.getMessage() for r in caplog.records if "'fork'" in r.getMessage()]
+        assert len(warned) == 1 and "'forking'" in warned[0] and "'spawn'" in warned[0]
+    finally:
+        await forking.shutdown()
+        await spawning.shutdown()

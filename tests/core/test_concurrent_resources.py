@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 import os
 import sys
 import threading
@@ -26,6 +27,10 @@ from rhapsody.api import ComputeTask, ResourceError, Session, TaskState
 from rhapsody.backends import ConcurrentExecutionBackend
 
 from ..conftest import peak_use, pid_alive, wait_until
+
+# Not fork: a pool forking from a process that runs threads can hang a worker at start
+# (the backend warns about it; seen in this suite under load).
+SPAWN = multiprocessing.get_context("spawn")
 
 # A rank that reports what it saw and when it ran, as one JSON line.
 REPORT = (
@@ -211,7 +216,7 @@ def pid_and_time(seconds: float) -> tuple[int, float, float]:
 
 
 async def test_functions_on_a_process_pool_free_their_cores_when_they_end():
-    pool = ProcessPoolExecutor(max_workers=4)
+    pool = ProcessPoolExecutor(max_workers=4, mp_context=SPAWN)
     tasks = [ComputeTask(function=pid_and_time, args=(0.1,), cores_per_rank=1) for _ in range(6)]
     await run(tasks, executor=pool, cores=2)
     assert all(t.state is TaskState.DONE for t in tasks)
@@ -309,7 +314,9 @@ async def test_canceling_a_task_without_a_request_still_stops_it_beside_placed_o
     """A process-pool function with no request is killed on cancel, also once the backend
     schedules requested tasks."""
     pid_file = tmp_path / "pid"
-    backend = ConcurrentExecutionBackend(executor=ProcessPoolExecutor(max_workers=2), cores=2)
+    backend = ConcurrentExecutionBackend(
+        executor=ProcessPoolExecutor(max_workers=2, mp_context=SPAWN), cores=2
+    )
     async with Session([backend]) as session:
         placed = ComputeTask(function=os.getpid, cores_per_rank=1)
         plain = ComputeTask(function=write_pid_and_sleep, args=(str(pid_file),))

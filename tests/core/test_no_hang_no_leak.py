@@ -4,6 +4,7 @@ the cases that used to hang or leak on the concurrent backend (real processes th
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -20,6 +21,10 @@ from rhapsody.api import ComputeTask, Session, SessionError, TaskState
 from rhapsody.backends import ConcurrentExecutionBackend
 
 from ..conftest import pid_alive, wait_until
+
+# Not fork: a pool forking from a process that runs threads can hang a worker at start
+# (the backend warns about it; seen in this suite under load).
+SPAWN = multiprocessing.get_context("spawn")
 
 
 def add(a: int, b: int = 0) -> int:
@@ -101,7 +106,7 @@ async def test_concurrent_submissions_of_one_uid_accept_only_one():
 
 
 async def test_executables_beside_a_process_pool_end_when_they_end(no_stray_children):
-    backend = await ConcurrentExecutionBackend(ProcessPoolExecutor(2))
+    backend = await ConcurrentExecutionBackend(ProcessPoolExecutor(2, mp_context=SPAWN))
     async with Session(backends=[backend]) as session:
         slow = [ComputeTask(function=nap, args=(20,)) for _ in range(2)]
         await session.submit_tasks(slow)
@@ -116,7 +121,7 @@ async def test_executables_beside_a_process_pool_end_when_they_end(no_stray_chil
 
 
 async def test_close_kills_process_pool_workers_running_functions():
-    pool = ProcessPoolExecutor(2)
+    pool = ProcessPoolExecutor(2, mp_context=SPAWN)
     backend = await ConcurrentExecutionBackend(pool)
     async with Session(backends=[backend]) as session:
         slow = [ComputeTask(function=nap, args=(30,)) for _ in range(2)]
@@ -154,7 +159,7 @@ async def test_generators_are_values_not_coroutines():
 
 async def test_generators_on_a_process_pool_fail_clearly():
     tasks = [ComputeTask(function=count_up, args=(3,))]
-    backend = await ConcurrentExecutionBackend(ProcessPoolExecutor(1))
+    backend = await ConcurrentExecutionBackend(ProcessPoolExecutor(1, mp_context=SPAWN))
     async with Session(backends=[backend]) as session:
         await session.submit_tasks(tasks)
         await session.wait_tasks(tasks, timeout=30)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 import os
 import socket
 import time
@@ -11,6 +12,10 @@ from concurrent.futures import ProcessPoolExecutor
 
 from rhapsody.api import BaseTask, ComputeTask, Session, TaskState
 from rhapsody.backends import ConcurrentExecutionBackend
+
+# Not fork: a pool forking from a process that runs threads can hang a worker at start
+# (the backend warns about it; seen in this suite under load).
+SPAWN = multiprocessing.get_context("spawn")
 
 
 def nap(seconds):
@@ -20,7 +25,7 @@ def nap(seconds):
 
 async def test_threads_executables_and_process_pools_record_when_and_where(tmp_path):
     threads = await ConcurrentExecutionBackend(name="threads")
-    pool = await ConcurrentExecutionBackend(ProcessPoolExecutor(1), name="pool")
+    pool = await ConcurrentExecutionBackend(ProcessPoolExecutor(1, mp_context=SPAWN), name="pool")
     here = socket.gethostname()
     before = time.time()
     async with Session(backends=[threads, pool], work_dir=tmp_path) as session:

@@ -39,7 +39,7 @@ from .functions import call_captured, format_traceback
 from .node_options import node_of
 from .options import check_options as check_concurrent_options
 from .options import cwd_of, missing_files
-from .process_pool import ProcessPoolDispatcher, terminate_workers
+from .process_pool import ProcessPoolDispatcher, terminate_workers, warn_if_forking
 from .ranks import Jobs, run_ranks
 from .thread_pool import TaskThreadPool, default_workers
 
@@ -150,6 +150,7 @@ class ConcurrentExecutionBackend(ExecutionBackend):
                 self._run_function, self._num_workers or default_workers(), f"rhapsody-{self.name}"
             )
         if isinstance(self._executor, ProcessPoolExecutor):
+            warn_if_forking(self._executor, self.name)
             self._dispatcher = ProcessPoolDispatcher(
                 self._executor, loop, self._deliver, self._capture_paths, self._set_executor
             )

@@ -10,6 +10,7 @@ same way (a process cannot be interrupted otherwise), without counting against t
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 from collections import deque
 from collections.abc import Callable
@@ -42,6 +43,26 @@ def _replacement(pool: ProcessPoolExecutor) -> ProcessPoolExecutor:
         initializer=getattr(pool, "_initializer", None),
         initargs=getattr(pool, "_initargs", ()),
     )
+
+
+def warn_if_forking(pool: ProcessPoolExecutor, backend: str) -> None:
+    """Log a warning when ``pool`` starts its workers with ``fork``: the pool forks a worker at
+    a submission, when the session's threads already run, and a child forked from a threaded
+    process can hang for ever on a lock another thread held at that moment (Python 3.12 warns
+    about such forks too). ``forkserver`` and ``spawn`` do not have that problem."""
+    context = getattr(pool, "_mp_context", None)
+    method = (
+        context.get_start_method()
+        if context is not None
+        else multiprocessing.get_start_method(allow_none=True)
+    )
+    if method == "fork":
+        log.warning(
+            "backend %r: its ProcessPoolExecutor starts workers with 'fork', from a process that "
+            "runs threads: a worker can then hang at start. Pass ProcessPoolExecutor(..., "
+            "mp_context=multiprocessing.get_context('spawn')) (or 'forkserver').",
+            backend,
+        )
 
 
 def terminate_workers(pool: ProcessPoolExecutor) -> None:
