@@ -322,8 +322,6 @@ async def test_backend_context_manager_and_reuse_of_name():
 
 async def test_a_process_pool_that_forks_is_warned_about(caplog):
     import logging
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
 
     caplog.set_level(logging.WARNING, logger="rhapsody")
     forking = await ConcurrentExecutionBackend(

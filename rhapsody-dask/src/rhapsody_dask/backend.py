@@ -412,7 +412,7 @@ class DaskExecutionBackend(ExecutionBackend):
                 if self._running.get(future.key) is not task or task.done:
                     continue  # canceled, or its message came, meanwhile
                 if future.status != "finished":
-                    await self._finish_unsuccessful(future)
+                    self._finish_unsuccessful(future, result)
                     continue
                 if result is None:  # delivered by an event that is still on its way
                     asyncio.get_running_loop().call_later(30, self._result_lost, future.key)
@@ -478,12 +478,13 @@ class DaskExecutionBackend(ExecutionBackend):
             else:
                 self.report(task, _DONE)
 
-    async def _finish_unsuccessful(self, future: Future[Any]) -> None:
+    def _finish_unsuccessful(self, future: Future[Any], error: Any) -> None:
+        """Fail (or send again, see below) the task of ``future``, which Dask ended with
+        ``error`` (fetched by the caller)."""
         task = self._running.pop(future.key, None)
-        if task is None or task.done:
+        if task is None or task.done:  # canceled meanwhile: it stays CANCELED, and is not re-run
             return
         self._futures.pop(task, None)
-        error = await _result_or_error(future)
         name = type(error).__name__
         if (
             _GRAPH_UNREADABLE in str(error)

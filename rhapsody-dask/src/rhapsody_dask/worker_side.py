@@ -109,7 +109,20 @@ class _Outbox:
             self._worker.log_event(self._topic, ("batch", messages))
 
 
-_OUTBOX_LOCK = threading.Lock()
+_WORKER_STATE_LOCK = threading.Lock()
+
+
+def _worker_state(worker: Any, name: str, make: Any) -> Any:
+    """``worker.<name>``, made by ``make(worker)`` the first time (under a lock: a worker runs
+    tasks in several threads at once)."""
+    state = getattr(worker, name, None)
+    if state is None:
+        with _WORKER_STATE_LOCK:
+            state = getattr(worker, name, None)
+            if state is None:
+                state = make(worker)
+                setattr(worker, name, state)
+    return state
 
 
 def _post(topic: str, message: tuple[Any, ...], worker: Any = None) -> None:
@@ -118,16 +131,10 @@ def _post(topic: str, message: tuple[Any, ...], worker: Any = None) -> None:
         from distributed import get_worker
 
         worker = get_worker()
-    outboxes = getattr(worker, "_rhapsody_outboxes", None)
-    if outboxes is None:
-        with _OUTBOX_LOCK:
-            outboxes = getattr(worker, "_rhapsody_outboxes", None)
-            if outboxes is None:
-                outboxes = worker._rhapsody_outboxes = {}
+    outboxes: dict[str, _Outbox] = _worker_state(worker, "_rhapsody_outboxes", lambda _: {})
     outbox = outboxes.get(topic)
-    if outbox is None:
-        with _OUTBOX_LOCK:
-            outbox = outboxes.setdefault(topic, _Outbox(worker, topic))
+    if outbox is None:  # dict.setdefault is atomic: two threads get the same outbox
+        outbox = outboxes.setdefault(topic, _Outbox(worker, topic))
     outbox.post(message)
 
 
@@ -298,7 +305,12 @@ class _Processes:
         self.kill_all()
 
 
-_PROCESS_TABLE_LOCK = threading.Lock()
+def _new_process_table(worker: Any) -> _Processes:
+    table = _Processes()
+    plugins = getattr(worker, "plugins", None)
+    if isinstance(plugins, dict):
+        plugins.setdefault(_Processes.name, table)
+    return table
 
 
 def _processes(worker: Any = None) -> _Processes:
@@ -306,16 +318,7 @@ def _processes(worker: Any = None) -> _Processes:
         from distributed import get_worker
 
         worker = get_worker()
-    table = getattr(worker, "_rhapsody_processes", None)
-    if table is None:
-        with _PROCESS_TABLE_LOCK:
-            table = getattr(worker, "_rhapsody_processes", None)
-            if table is None:
-                table = _Processes()
-                plugins = getattr(worker, "plugins", None)
-                if isinstance(plugins, dict):
-                    plugins.setdefault(_Processes.name, table)
-                worker._rhapsody_processes = table
+    table: _Processes = _worker_state(worker, "_rhapsody_processes", _new_process_table)
     return table
 
 

@@ -567,9 +567,9 @@ class Session:
         ):
             tasks = list(tasks)  # walked twice below
         found = self._lookup(tasks)
-        pending = [t._future for t in found if not t.done]
-        if pending and not await _all_done(pending, timeout):  # type: ignore[arg-type]
-            still = sum(1 for f in pending if f is not None and not f.done())
+        pending = [f for t in found if not t.done and (f := t._future) is not None]
+        if pending and not await _all_done(pending, timeout):
+            still = sum(not f.done() for f in pending)
             raise TimeoutError(f"{still} of {len(found)} tasks had not finished after {timeout}s")
         return [
             item if isinstance(item, MutableMapping) else task

@@ -322,8 +322,8 @@ class ComputeTask(BaseTask):
         default=(), metadata=checked(v.str_sequence), on_setattr=_NO_HOOKS
     )
     # The resource request (RADICAL-Pilot's vocabulary). None: not requested; a task that
-    # requests nothing runs as every backend runs such tasks (see docs/resources.md). Checked
-    # in __attrs_post_init__ only when one is given (no per-task cost otherwise).
+    # requests nothing runs as every backend runs such tasks (see docs/resources.md). Checked,
+    # like every described field, only when given (no per-task cost otherwise).
     ranks: int | None = attrs.field(
         default=None, metadata=resource_fields.RANKS, on_setattr=_NO_HOOKS
     )
