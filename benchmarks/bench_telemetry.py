@@ -71,10 +71,17 @@ def run_one(contender: str, kind: str, n: int) -> dict[str, Any]:
     return asyncio.run(run(n, telemetry, memory, file="nofile" not in kind))
 
 
-def median(python: str, contender: str, kind: str, n: int, repeat: int) -> dict[str, float]:
-    runs = [measure(python, __file__, contender, kind, n, 3600) for _ in range(repeat)]
-    runs.sort(key=lambda r: r["seconds"])
-    return runs[len(runs) // 2]
+def medians(python: str, kinds: list[str], n: int, repeat: int) -> dict[str, dict[str, float]]:
+    """The median run of each kind, the kinds taking turns (off, on, off, on...): this machine's
+    speed drifts by tens of percent over a minute, and runs of one kind in a row would carry
+    that drift into the ratios."""
+    runs: dict[str, list[dict[str, float]]] = {kind: [] for kind in kinds}
+    for _ in range(repeat):
+        for kind in kinds:
+            runs[kind].append(measure(python, __file__, "session", kind, n, 3600))
+    for kind_runs in runs.values():
+        kind_runs.sort(key=lambda r: r["seconds"])
+    return {kind: kind_runs[len(kind_runs) // 2] for kind, kind_runs in runs.items()}
 
 
 def time_report(n: int) -> tuple[float, int]:
@@ -119,14 +126,13 @@ def main() -> None:
     args = parser.parse_args()
     report = Report()
     n, ours = args.size, sys.executable
-    off = median(ours, "session", "off", n, args.repeat)
-    on = median(ours, "session", "on", n, args.repeat)
+    each = medians(ours, ["off", "on", "on-nofile"], n, args.repeat)
+    off, on, bare = each["off"], each["on"], each["on-nofile"]
     report.add(f"{n:,} no-op functions, telemetry off", f"{n / off['seconds']:,.0f}/s")
     report.add(
         f"{n:,} no-op functions, telemetry on (OTel + JSONL)",
         f"{n / on['seconds']:,.0f}/s = **{off['seconds'] / on['seconds']:.2f}x off**",
     )
-    bare = median(ours, "session", "on-nofile", n, args.repeat)
     report.add(
         f"{n:,} no-op functions, telemetry on without a checkpoint file (OTel only)",
         f"{n / bare['seconds']:,.0f}/s = **{off['seconds'] / bare['seconds']:.2f}x off**",

@@ -14,6 +14,9 @@ Needs the OpenTelemetry SDK: ``pip install 'rhapsody-core[telemetry]'``. Importi
 does not import it.
 """
 
+from typing import TYPE_CHECKING
+
+from ..plugins.lazy_names import lazy_names
 from .events import (
     BaseEvent,
     ResourceUpdate,
@@ -29,10 +32,25 @@ from .events import (
     define_event,
     make_event,
 )
-from .interfaces import TelemetryReader, TelemetrySubscriber
-from .manager import TelemetryManager
-from .otel import TelemetryNotInstalledError
-from .sampling import LocalNodeSampler, ResourceSample, ResourceSampler
+
+if TYPE_CHECKING:
+    from .interfaces import TelemetryReader, TelemetrySubscriber
+    from .manager import TelemetryManager
+    from .otel import TelemetryNotInstalledError
+    from .sampling import LocalNodeSampler, ResourceSample, ResourceSampler
+
+# imported on first use: the checkpoint writer's process imports this package, and needs none
+# of them (nor asyncio and the task API, which the manager imports)
+_LAZY = {
+    "TelemetryReader": ".interfaces",
+    "TelemetrySubscriber": ".interfaces",
+    "TelemetryManager": ".manager",
+    "TelemetryNotInstalledError": ".otel",
+    "LocalNodeSampler": ".sampling",
+    "ResourceSample": ".sampling",
+    "ResourceSampler": ".sampling",
+}
+__getattr__ = lazy_names(__name__, _LAZY)
 
 __all__ = [
     "BaseEvent",
@@ -56,3 +74,7 @@ __all__ = [
     "define_event",
     "make_event",
 ]
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

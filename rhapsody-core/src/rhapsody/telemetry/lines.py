@@ -2,19 +2,27 @@
 
 Each line is a JSON object with ``section``: ``"event"`` (an event's fields, plus ``trace_id``,
 ``span_id`` and ``name``), ``"metric"`` (a snapshot of the counters) or ``"span"`` (a finished
-span). Task lines are formatted from templates rather than ``json.dumps`` of a dict: they are
-most of the file, and this is what lets the writer keep pace with a session doing 80k tasks/s.
+span). Task lines are most of the file (six per task, ~3 KB), so they are not ``json.dumps`` of
+dicts: each kind of task (backend, task type, executable) gets ``%``-templates with everything
+its tasks share already in JSON, and a record fills one template with a single C-level
+formatting call -- its three submission lines at once, its end event and span at once. Ends
+that are not the common case (a failure, a task that never ran, extra attributes, a time that
+is not a finite number) take a general path that writes the same fields.
 """
 
 from __future__ import annotations
 
 import json
 from json.encoder import encode_basestring_ascii as _q
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .records import CREATED, ENDED, QUEUED, STARTED, SUBMITTED, Record, TraceIds
+from .trace_ids import TraceIds
+
+if TYPE_CHECKING:
+    from .records import Record
 
 _dumps = json.JSONEncoder(default=str, ensure_ascii=True).encode
+_U64 = (1 << 64) - 1
 
 
 def _num(value: float | None) -> str:
@@ -25,36 +33,41 @@ def _num(value: float | None) -> str:
     return text if text[-1].isdigit() else "null"
 
 
-def _str(value: str | None) -> str:
-    return "null" if value is None else _q(value)
+def _scaled(value: float, scale: float, spec: str) -> str:
+    """``value * scale`` in ``spec`` (``"%d"``, ``"%.3f"``), or null if it is not a number."""
+    try:
+        scaled = value * scale
+        return spec % scaled if scaled - scaled == 0 else "null"
+    except (TypeError, ValueError, OverflowError):
+        return "null"
 
 
-_HEX = "0123456789abcdef"
+# the last hex digit of a task's five event ids: its number's low bit, then the event's kind
+_NIBBLES: tuple[tuple[str, ...], ...] = (("0", "1", "2", "3", "4"), ("8", "9", "a", "b", "c"))
 
 
-class _Task:
-    """A submitted task's pieces of JSON, made once and reused by each of its lines."""
+class _Kind:
+    """JSON one kind of task (backend, task type, executable) repeats in each of its lines."""
 
-    __slots__ = ("backend", "exe", "ids", "mid", "span", "submitted", "t_json", "tail", "uid")
+    __slots__ = ("backend", "exe", "span_task_id", "task_id")
 
-    def __init__(
-        self, seq: int, uid: str, lines: CheckpointLines, backend: str, exe: str, submitted: float
-    ) -> None:
-        base = f"{lines.ids.event_prefix}{seq << 3:016x}"
-        head, nibble = base[:-1], (seq << 3) & 15
-        # the ids of its five events (the kind is in the low three bits)
-        self.ids = (
-            head + _HEX[nibble],
-            head + _HEX[nibble + 1],
-            head + _HEX[nibble + 2],
-            head + _HEX[nibble + 3],
-            head + _HEX[nibble + 4],
-        )
-        self.backend, self.uid, self.exe = backend, _q(uid), exe
-        self.submitted, self.t_json = submitted, "null"
-        self.span = hex(lines.ids.task_span_id(seq))
-        self.mid = f'"session_id": {lines.sid}, "backend": {backend}, "task_id": {self.uid}, '
-        self.tail = f'"trace_id": {lines.trace}, "span_id": "{self.span}", '
+    def __init__(self, lines: CheckpointLines, backend: str, task_type: str, exe: str) -> None:
+        self.backend = _q(backend)
+        self.exe = f'"executable": {_q(exe)}, "task_type": {_q(task_type)}'
+        # what comes between an event's emit time (or a span's attributes' start) and task id
+        self.task_id = f', "session_id": {lines.sid}, "backend": {self.backend}, "task_id": '
+        self.span_task_id = "{" + self.task_id[2:]
+
+
+class _Where:
+    """JSON of where a task ran (host, worker): few, and repeated by every task."""
+
+    __slots__ = ("event_worker", "node", "span_where")
+
+    def __init__(self, host: str | None, worker: str | None) -> None:
+        self.node = "null" if host is None else _q(host)
+        self.event_worker = "" if worker is None else f', "worker": {_q(worker)}'
+        self.span_where = ("" if host is None else f', "host": {self.node}') + self.event_worker
 
 
 class CheckpointLines:
@@ -62,10 +75,16 @@ class CheckpointLines:
 
     def __init__(self, session_id: str, ids: TraceIds) -> None:
         self.session_id, self.ids = session_id, ids
-        self.sid = self._sid = _q(session_id)
-        self.trace = self._trace = f'"{hex(ids.trace_id)}"'
-        self._parent = f'"{hex(ids.session_span_id)}"'
-        self.pending: dict[int, _Task] = {}
+        self.sid = _q(session_id)
+        self.trace = f'"{hex(ids.trace_id)}"'
+        self.parent = f'"{hex(ids.session_span_id)}"'
+        self._trace_span = f', "trace_id": {self.trace}, "span_id": "'
+        self._span_head = (
+            f', "trace_id": {self.trace}, "parent_span_id": {self.parent}, "start_ns": '
+        )
+        # seq -> (task id JSON, kind, submitted at, its JSON and nanoseconds, span id, event id
+        # but its last digit, the last digits)
+        self.pending: dict[int, tuple[str, _Kind, float, str, str, str, str, tuple[str, ...]]] = {}
         self.counts = {
             "tasks_submitted": 0,
             "tasks_started": 0,
@@ -76,95 +95,175 @@ class CheckpointLines:
         self.duration_count = 0
         self.duration_sum = 0.0
         self.resources: dict[tuple[str, str], dict[str, float]] = {}
-        # JSON of values many tasks share: backends, executables and task types
-        self._backends: dict[str, str] = {}
-        self._exes: dict[tuple[str, str], str] = {}
-        self._names: dict[str, str] = {}
+        self._kinds: dict[tuple[str, str, str], _Kind] = {}
+        self._wheres: dict[tuple[str | None, str | None], _Where] = {}
 
     # -- task records -----------------------------------------------------------------------------
 
     def add_all(self, records: list[Record], emit_time: float, out: list[str]) -> None:
-        """Format ``records`` (one batch: they share ``emit_time``) into ``out``."""
+        """Format ``records`` (one batch: they share ``emit_time``) into ``out``, whose entries
+        are one or more lines (joined by newlines: a task's three submission events are one)."""
+        self.add_flat([value for record in records for value in record], emit_time, out)
+
+    def add_flat(
+        self, flat: list[Any], emit_time: float, out: list[str], start: int = 0, stop: int = -1
+    ) -> int:
+        """Format a flat batch of records (see :mod:`.records`) into ``out``: the records that
+        begin in ``flat[start:stop]`` (all that follow ``start`` by default). Returns where the
+        next record begins."""
         emit = _num(emit_time)
         append = out.append
-        pending = self.pending
-        last_t, t_json = None, "null"  # tasks submitted together share their time
-        for record in records:
-            kind = record[0]
+        pending, kinds, wheres = self.pending, self._kinds, self._wheres
+        prefix, trace_span, span_head = self.ids.event_prefix, self._trace_span, self._span_head
+        span_base, session_span = self.ids.span_base, self.ids.session_span_id
+        submitted = started = completed = 0
+        duration_sum = 0.0
+        last_t, t_json, t_ns = None, "null", "null"  # tasks submitted together share their time
+        i, n = start, len(flat) if stop < 0 else min(stop, len(flat))
+        while i < n:
+            kind = flat[i]
             if kind == "S":
-                _, seq, uid, backend, task_type, exe, t = record
-                q_backend = self._backends.get(backend)
-                if q_backend is None:
-                    q_backend = self._backends[backend] = _q(backend)
-                exe_json = self._exes.get((exe, task_type))
-                if exe_json is None:
-                    exe_json = self._exes[(exe, task_type)] = (
-                        f'"executable": {_q(exe)}, "task_type": {_q(task_type)}'
-                    )
-                if len(self._exes) > 10000:  # every task its own executable: stop caching
-                    self._exes.clear()
+                seq, uid, backend, task_type, exe, t = flat[i + 1 : i + 7]
+                i += 7
+                key = (backend, task_type, exe)
+                shape = kinds.get(key)
+                if shape is None:
+                    if len(kinds) > 10000:  # every task its own executable: stop caching
+                        kinds.clear()
+                    shape = kinds[key] = _Kind(self, backend, task_type, exe)
                 if t != last_t:
-                    last_t, t_json = t, _num(t)
-                task = pending[seq] = _Task(seq, uid, self, q_backend, exe_json, t)
-                task.t_json = t_json
-                body = (
-                    f'"event_time": {t_json}, "emit_time": {emit}, {task.mid}"node_id": null, '
-                    f'"attributes": {{{task.exe}}}, {task.tail}"name": "'
+                    last_t, t_json, t_ns = t, _num(t), _scaled(t, 1e9, "%d")
+                span_id = (span_base + seq + 1) & _U64
+                if not span_id or span_id == session_span:
+                    span_id = (span_id ^ 0x5A5A) or 1
+                span = hex(span_id)
+                q_uid = _q(uid)
+                # a task's event ids: its number, the event's kind in the low three bits
+                base = f"{prefix}{seq >> 1:015x}"
+                nib = _NIBBLES[seq & 1]
+                pending[seq] = (q_uid, shape, t, t_json, t_ns, span, base, nib)
+                rest = (
+                    f'{t_json}, "emit_time": {emit}{shape.task_id}{q_uid}, "node_id": null, '
+                    f'"attributes": {{{shape.exe}}}{trace_span}{span}", "name": "'
                 )
-                for digit, etype in (
-                    (CREATED, "TaskCreated"),
-                    (SUBMITTED, "TaskSubmitted"),
-                    (QUEUED, "TaskQueued"),
-                ):
-                    append(
-                        f'{{"event_id": "{task.ids[digit]}", "event_type": "{etype}", '
-                        f'{body}{etype}", "section": "event"}}'
-                    )
-                self.counts["tasks_submitted"] += 1
-            elif kind == "R":
-                _, seq, started, host, worker = record
-                running = pending.get(seq)
-                if running is None:
-                    continue
-                task = running
-                more = "" if worker is None else f', "worker": {self._json(worker)}'
                 append(
-                    f'{{"event_id": "{task.ids[STARTED]}", "event_type": "TaskStarted", '
-                    f'"event_time": {_num(started)}, "emit_time": {emit}, {task.mid}'
-                    f'"node_id": {self._json(host)}, "attributes": {{{task.exe}{more}}}, '
-                    f"{task.tail}"
-                    '"name": "TaskStarted", "section": "event"}'
+                    f'{{"event_id": "{base}{nib[0]}", "event_type": "TaskCreated", "event_time": '
+                    f'{rest}TaskCreated", "section": "event"}}\n'
+                    f'{{"event_id": "{base}{nib[1]}", "event_type": "TaskSubmitted", '
+                    f'"event_time": {rest}TaskSubmitted", "section": "event"}}\n'
+                    f'{{"event_id": "{base}{nib[2]}", "event_type": "TaskQueued", "event_time": '
+                    f'{rest}TaskQueued", "section": "event"}}'
                 )
-                self.counts["tasks_started"] += 1
+                submitted += 1
+            elif kind == "R":
+                seq, at, host, worker = flat[i + 1 : i + 5]
+                i += 5
+                task = pending.get(seq)
+                if task is None:
+                    continue
+                where = wheres.get((host, worker)) or self._where(host, worker)
+                q_uid, shape, _, _, _, span, base, nib = task
+                if at.__class__ is not float or at - at != 0.0:  # not a finite float
+                    at = _num(at)
+                append(
+                    f'{{"event_id": "{base}{nib[3]}", "event_type": "TaskStarted", '
+                    f'"event_time": {at}, "emit_time": {emit}{shape.task_id}{q_uid}, '
+                    f'"node_id": {where.node}, "attributes": {{{shape.exe}{where.event_worker}}}'
+                    f'{trace_span}{span}", "name": "TaskStarted", "section": "event"}}'
+                )
+                started += 1
             elif kind == "E":
-                self._ended(record, emit, out)
+                seq, state, ended, at = flat[i + 1 : i + 5]
+                task = pending.pop(seq, None)
+                if task is None:
+                    i += 9
+                    continue
+                # its own names: t, t_json and t_ns hold the batch's last submission time
+                q_uid, shape, sub, sub_json, sub_ns, span, base, nib = task
+                if (
+                    state == "DONE"
+                    and flat[i + 8] is None  # no extra attributes
+                    and at.__class__ is float
+                    and ended.__class__ is float
+                    and sub.__class__ is float
+                    and (ended + at + sub) - (ended + at + sub) == 0.0  # all finite
+                ):
+                    where = wheres.get((flat[i + 5], flat[i + 6])) or self._where(
+                        flat[i + 5], flat[i + 6]
+                    )
+                    i += 9
+                    run = ended - at
+                    if run < 0:
+                        run = 0.0
+                    queued = at - sub
+                    if not queued > 0:
+                        queued = 0.0
+                    duration_sum += run
+                    completed += 1
+                    ended_s, run_s = repr(ended), repr(run)
+                    append(
+                        f'{{"event_id": "{base}{nib[4]}", "event_type": "TaskCompleted", '
+                        f'"event_time": {ended_s}, "emit_time": {emit}{shape.task_id}{q_uid}, '
+                        f'"node_id": {where.node}, '
+                        f'"attributes": {{{shape.exe}{where.event_worker}}}, '
+                        f'"duration_seconds": {run_s}{trace_span}{span}", '
+                        '"name": "TaskCompleted", "section": "event"}\n'
+                        f'{{"name": "task", "span_id": "{span}"{span_head}{sub_ns}, '
+                        f'"end_ns": {int(ended * 1e9)}, "start_time_s": {sub_json}, '
+                        f'"end_time_s": {ended_s}, "duration_ms": {(ended - sub) * 1e3:.3f}, '
+                        '"status_code": "OK", "status_description": null, '
+                        f'"attributes": {shape.span_task_id}{q_uid}, {shape.exe}, '
+                        f'"status": "completed"{where.span_where}, "queue_seconds": {queued}, '
+                        f'"run_seconds": {run_s}}}, "section": "span"}}'
+                    )
+                else:
+                    self._ended(seq, task, flat[i + 2 : i + 9], emit, out)
+                    i += 9
             elif kind == "V":
-                self.event_dict(record[1], out)
+                self.event_dict(flat[i + 1], out)
+                i += 2
             elif kind == "C":
-                append(self.metric_line(record[1]))
+                self._count(submitted, started, completed, duration_sum)
+                submitted = started = completed = 0
+                duration_sum = 0.0
+                append(self.metric_line(flat[i + 1]))
+                i += 2
             elif kind == "Z":
-                append(self.session_span_line(record[1], record[2]))
+                append(self.session_span_line(flat[i + 1], flat[i + 2]))
+                i += 3
             else:
-                raise ValueError(f"unknown telemetry record {record[:1]!r}")
+                raise ValueError(f"unknown telemetry record {kind!r}")
+        self._count(submitted, started, completed, duration_sum)
+        return i
 
-    def _json(self, text: str | None) -> str:
-        """JSON of a host or worker name (few, and repeated by every task: cached)."""
-        if text is None:
-            return "null"
-        known = self._names.get(text)
-        if known is None:
-            if len(self._names) > 10000:
-                self._names.clear()
-            known = self._names[text] = _q(text)
-        return known
+    def _count(self, submitted: int, started: int, completed: int, duration_sum: float) -> None:
+        """Add what the common path counted (it counts in local variables: cheaper)."""
+        counts = self.counts
+        counts["tasks_submitted"] += submitted
+        counts["tasks_started"] += started
+        counts["tasks_completed"] += completed
+        self.duration_count += completed
+        self.duration_sum += duration_sum
 
-    def _ended(self, record: Record, emit: str, out: list[str]) -> None:
-        _, seq, state, ended, started, host, worker, error_type, extra = record
-        task = self.pending.pop(seq, None)
-        if task is None:
-            return
-        q_worker = None if worker is None else self._json(worker)
-        more = "" if q_worker is None else f', "worker": {q_worker}'
+    def _where(self, host: str | None, worker: str | None) -> _Where:
+        if len(self._wheres) > 10000:
+            self._wheres.clear()
+        where = self._wheres[(host, worker)] = _Where(host, worker)
+        return where
+
+    def _ended(
+        self,
+        seq: int,
+        task: tuple[str, _Kind, float, str, str, str, str, tuple[str, ...]],
+        fields: list[Any],
+        emit: str,
+        out: list[str],
+    ) -> None:
+        """The end of a task off the common path (see the module's docstring)."""
+        state, ended, started, host, worker, error_type, extra = fields
+        q_uid, shape, submitted, t_json, t_ns, span_id, base, nib = task
+        where = self._where(host, worker)
+        more = where.event_worker
         extra_json = ""
         if extra:
             extra_json = "".join(f", {_q(str(k))}: {_dumps(v)}" for k, v in extra.items())
@@ -178,7 +277,7 @@ class CheckpointLines:
             if duration < 0:
                 duration = 0.0
             duration_json = _num(duration)
-            queued = started - task.submitted
+            queued = started - submitted
             span_times = (
                 f', "queue_seconds": {_num(queued if queued > 0 else 0.0)}, '
                 f'"run_seconds": {duration_json}'
@@ -186,46 +285,38 @@ class CheckpointLines:
         counts = self.counts
         q_error = "null"
         if state == "DONE":
-            etype, fields, status = "TaskCompleted", "", "completed"
+            etype, fields_json, status = "TaskCompleted", "", "completed"
             counts["tasks_completed"] += 1
         elif state == "FAILED":
             etype, status = "TaskFailed", "failed"
             q_error = _q(error_type or "unknown")
             more += f', "error_type": {q_error}'
-            fields = f', "error_type": {q_error}'
+            fields_json = f', "error_type": {q_error}'
             counts["tasks_failed"] += 1
         else:
-            etype, fields, status = "TaskCanceled", "", "canceled"
+            etype, fields_json, status = "TaskCanceled", "", "canceled"
             counts["tasks_canceled"] += 1
         self.duration_count += 1
         self.duration_sum += duration
-        q_host = self._json(host)
         ended_json = _num(ended)
+        common = f'"session_id": {self.sid}, "backend": {shape.backend}, "task_id": {q_uid}'
         out.append(
-            f'{{"event_id": "{task.ids[ENDED]}", "event_type": "{etype}", '
-            f'"event_time": {ended_json}, "emit_time": {emit}, {task.mid}'
-            f'"node_id": {q_host}, "attributes": {{{task.exe}{more}}}, '
-            f'"duration_seconds": {duration_json}{fields}, {task.tail}'
-            f'"name": "{etype}", "section": "event"}}'
+            f'{{"event_id": "{base}{nib[4]}", '
+            f'"event_type": "{etype}", "event_time": {ended_json}, "emit_time": {emit}, '
+            f'{common}, "node_id": {where.node}, "attributes": {{{shape.exe}{more}}}, '
+            f'"duration_seconds": {duration_json}{fields_json}, "trace_id": {self.trace}, '
+            f'"span_id": "{span_id}", "name": "{etype}", "section": "event"}}'
         )
-        span = (
-            f'{{"session_id": {self._sid}, "backend": {task.backend}, "task_id": {task.uid}, '
-            f'{task.exe}, "status": "{status}"'
-        )
+        span = f'{{{common}, {shape.exe}, "status": "{status}"'
         if state == "FAILED":
             span += f', "error_type": {q_error}'
-        if host is not None:
-            span += f', "host": {q_host}'
-        if q_worker is not None:
-            span += f', "worker": {q_worker}'
-        span += span_times + extra_json
-        submitted = task.submitted
+        span += where.span_where + span_times + extra_json
         out.append(
-            f'{{"name": "task", "span_id": "{task.span}", '
-            f'"trace_id": {self._trace}, "parent_span_id": {self._parent}, '
-            f'"start_ns": {int(submitted * 1e9)}, "end_ns": {int(ended * 1e9)}, '
-            f'"start_time_s": {task.t_json}, "end_time_s": {ended_json}, '
-            f'"duration_ms": {(ended - submitted) * 1e3:.3f}, '
+            f'{{"name": "task", "span_id": "{span_id}", '
+            f'"trace_id": {self.trace}, "parent_span_id": {self.parent}, '
+            f'"start_ns": {t_ns}, "end_ns": {_scaled(ended, 1e9, "%d")}, '
+            f'"start_time_s": {t_json}, "end_time_s": {ended_json}, '
+            f'"duration_ms": {_scaled(ended - submitted, 1e3, "%.3f")}, '
             f'"status_code": "{"OK" if state == "DONE" else "ERROR"}", '
             f'"status_description": {q_error}, '
             f'"attributes": {span}}}, "section": "span"}}'

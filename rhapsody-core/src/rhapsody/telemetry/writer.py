@@ -26,6 +26,7 @@ from typing import IO, Any
 log = logging.getLogger(__name__)
 
 _HEADER = 4
+_CHUNK = 512  # items of a frame formatted and written at once (~64 records, ~100 KB)
 
 
 class CheckpointWriter:
@@ -113,25 +114,27 @@ def _read_frames(stdin: IO[bytes]) -> Any:
 
 def main(argv: list[str]) -> int:
     from .lines import CheckpointLines
-    from .records import TraceIds, split_records
+    from .trace_ids import TraceIds
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     (path,) = argv
     lines: CheckpointLines | None = None
     with open(path, "a", encoding="utf-8", buffering=1 << 20) as out_file:
         for flat in _read_frames(sys.stdin.buffer):
-            records = list(split_records(flat))
-            out: list[str] = []
-            emit = time.time()
-            if records and records[0][0] == "H":
-                header = records.pop(0)
-                lines = CheckpointLines(header[1], TraceIds(*header[2]))
-            if lines is None:
+            if flat and flat[0] == "H":
+                lines = CheckpointLines(flat[1], TraceIds(*flat[2]))
+                del flat[:3]
+            if lines is None or not flat:
                 continue
-            lines.add_all(records, emit, out)
-            if out:
+            # a few dozen records at a time: the lines of a whole frame (up to every task of
+            # a session, submitted at once) would be megabytes in memory, fresh pages each time
+            # (their page faults cost more than the formatting)
+            emit, at, end = time.time(), 0, len(flat)
+            while at < end:
+                out: list[str] = []
+                at = lines.add_flat(flat, emit, out, at, at + _CHUNK)
+                out.append("")
                 out_file.write("\n".join(out))
-                out_file.write("\n")
             out_file.flush()  # a frame at a time: the file can be followed with tail -f
         if lines is not None:
             out_file.write(lines.metric_line(time.time()) + "\n")

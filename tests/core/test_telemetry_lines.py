@@ -1,0 +1,144 @@
+"""The checkpoint file's lines say what the subscribers' events and the in-memory spans say.
+
+The writer formats task lines from templates (a fast path for tasks that completed, a general
+one for the rest); these properties hold it to the events :class:`EventBuilder` makes from the
+same records and to :func:`span_attributes`, whatever the records hold.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rhapsody.telemetry.lines import CheckpointLines
+from rhapsody.telemetry.records import EventBuilder, TaskInfo, span_attributes
+from rhapsody.telemetry.trace_ids import TraceIds
+
+T0 = 1_700_000_000  # an int: a test's clock may give ints (a general-path case)
+names = st.text(min_size=1, max_size=12)  # any text: quotes, %, non-ASCII
+maybe_names = st.none() | names
+offsets = st.floats(min_value=-5.0, max_value=5.0, allow_nan=False) | st.integers(-5, 5)
+
+
+@st.composite
+def task_records(draw: st.DrawFn, seq: int) -> tuple[tuple[Any, ...], ...]:
+    submitted = T0 + draw(st.floats(min_value=0, max_value=100) | st.integers(0, 100))
+    submit = ("S", seq, draw(names), draw(names), draw(names), draw(names), submitted)
+    started = None if draw(st.booleans()) and draw(st.booleans()) else submitted + draw(offsets)
+    host, worker = draw(maybe_names), draw(maybe_names)
+    state = draw(st.sampled_from(["DONE", "DONE", "FAILED", "CANCELED"]))
+    extra = draw(
+        st.none()
+        | st.dictionaries(st.sampled_from(["error", "prompt_tokens"]), names | st.integers())
+    )
+    ended = (started if started is not None else submitted) + draw(offsets)
+    error = draw(names) if state == "FAILED" else None  # error_type_of: never None
+    end = ("E", seq, state, ended, started, host, worker, error, extra or None)
+    if started is None:
+        return (submit, end)
+    return (submit, ("R", seq, started, host, worker), end)
+
+
+@st.composite
+def batches(draw: st.DrawFn) -> list[list[tuple[Any, ...]]]:
+    tasks = [draw(task_records(seq)) for seq in range(draw(st.integers(1, 12)))]
+    # each task's records in order, tasks interleaved, cut into batches anywhere
+    queues = [list(t) for t in tasks]
+    flat: list[tuple[Any, ...]] = []
+    while any(queues):
+        queue = draw(st.sampled_from([q for q in queues if q]))
+        flat.append(queue.pop(0))
+    cuts = sorted(draw(st.lists(st.integers(0, len(flat)), max_size=4)))
+    return [flat[a:b] for a, b in zip([0, *cuts], [*cuts, len(flat)], strict=True)]
+
+
+def _same(got: Any, want: Any) -> bool:
+    if isinstance(want, float) and not math.isfinite(want):
+        return got is None  # not JSON: null
+    return bool(got == want)
+
+
+@settings(max_examples=200, deadline=None)
+@given(batches())
+def test_every_line_says_what_the_events_and_spans_say(batches: list[list[tuple]]) -> None:
+    ids = TraceIds.new()
+    lines = CheckpointLines('session."%s"', ids)
+    builder = EventBuilder('session."%s"', ids)
+    infos: dict[int, TaskInfo] = {}
+    expected_events: dict[str, Any] = {}
+    expected_spans: dict[str, dict[str, Any]] = {}
+    text: list[str] = []
+    for emit, batch in enumerate(batches):
+        lines.add_all(batch, T0 + emit, text)
+        for record in batch:
+            if record[0] == "S":
+                infos[record[1]] = TaskInfo(*record[2:])
+            for event in builder.events(record, T0 + emit):
+                expected_events[event.event_id] = event
+            if record[0] == "E":
+                _, seq, state, ended, started, host, worker, error, extra = record
+                info = infos[seq]
+                expected_spans[ids.task_event_id(seq, 4)] = {
+                    "span_id": hex(ids.task_span_id(seq)),
+                    "start_ns": int(info.submitted_at * 1e9),
+                    "end_ns": int(ended * 1e9),
+                    "start_time_s": info.submitted_at,
+                    "end_time_s": ended,
+                    "status_code": "OK" if state == "DONE" else "ERROR",
+                    "attributes": span_attributes(
+                        'session."%s"', info, state, error, host, worker, started, ended, extra
+                    ),
+                }
+    parsed = [json.loads(line) for entry in text for line in entry.split("\n")]
+    events = [p for p in parsed if p["section"] == "event"]
+    spans = [p for p in parsed if p["section"] == "span"]
+    assert sorted(e["event_id"] for e in events) == sorted(expected_events)
+    for line in events:
+        event = expected_events[line["event_id"]]
+        for field, value in vars(event).items():
+            assert _same(line[field], value), (field, line, event)
+        assert line["name"] == line["event_type"] == event.event_type
+        assert line["trace_id"] == hex(ids.trace_id)
+    assert len(spans) == len(expected_spans)
+    ends = [e["event_id"] for e in events if e["event_id"][-1] in "4c"]  # kind 4: the end
+    for span, event_id in zip(spans, ends, strict=True):
+        want = expected_spans[event_id]
+        assert span["parent_span_id"] == hex(ids.session_span_id)
+        for field, value in want.items():
+            assert _same(span[field], value), (field, span, want)
+    assert lines.counts["tasks_submitted"] == len(infos)
+    ended = [e for e in expected_events.values() if e.event_id[-1] in "4c"]
+    assert lines.duration_count == len(ended)
+    done = sum(e.event_type == "TaskCompleted" for e in ended)
+    assert lines.counts["tasks_completed"] == done
+
+
+def test_the_writer_process_imports_neither_asyncio_nor_the_task_api() -> None:
+    # it starts with the session's telemetry, on a core the session may need: it stays light
+    code = (
+        "import sys, runpy\n"
+        "sys.argv = ['writer', sys.argv[1]]\n"
+        "try:\n"
+        "    runpy.run_module('rhapsody.telemetry.writer', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = ('asyncio', 'rhapsody.api', 'rhapsody.plugins.manager', 'opentelemetry')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        out = subprocess.run(
+            [sys.executable, "-c", code, os.path.join(tmp, "run.telemetry.jsonl")],
+            input=b"",
+            capture_output=True,
+            check=True,
+            timeout=60,
+        )
+    assert out.stdout.decode().strip() == "[]", out
