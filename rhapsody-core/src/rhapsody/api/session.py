@@ -190,14 +190,6 @@ class Session:
         elif self._changes is None:
             self._changes = []
 
-    def _changed(self, task: BaseTask, state: TaskState) -> None:
-        changes = self._changes
-        if changes is not None:
-            if not changes and self.loop is not None:
-                self.loop.call_soon(self._flush_changes)
-            changes.append(task)
-            self._change_states.append(state)
-
     def _flush_changes(self) -> None:
         changes = self._changes
         if changes:
@@ -433,8 +425,12 @@ class Session:
                     source["state"] = state.value
             if self._on_state is not None:
                 self._call_hook(self._on_state, task=task, old_state=old, new_state=state)
-            if self._changes is not None:
-                self._changed(task, state)
+            changes = self._changes
+            if changes is not None:  # _changed, inlined: it runs twice per task
+                if not changes and self.loop is not None:
+                    self.loop.call_soon(self._flush_changes)
+                changes.append(task)
+                self._change_states.append(state)
             if self._watchers:
                 self._notify_watchers(task, state)
             return True
@@ -472,8 +468,12 @@ class Session:
             self._call_hook(self._on_state, task=task, old_state=old, new_state=state)
         if self._on_finished is not None:
             self._call_hook(self._on_finished, task=task)
-        if self._changes is not None:
-            self._changed(task, state)
+        changes = self._changes
+        if changes is not None:
+            if not changes and self.loop is not None:
+                self.loop.call_soon(self._flush_changes)
+            changes.append(task)
+            self._change_states.append(state)
         if self._watchers:
             self._notify_watchers(task, state)
         return True

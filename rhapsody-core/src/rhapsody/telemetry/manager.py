@@ -255,11 +255,12 @@ class TelemetryManager:
         dispatch = self._dispatch
         # records only for someone to read them: the file, or subscribers
         keep = self._writer is not None or (dispatch is not None and bool(dispatch.subscribers))
-        seqs, counts, running = self._seq, self._counts, self._running_tasks
+        seqs, running = self._seq, self._running_tasks
         submitted, started = self._unmetered_submitted.append, self._unmetered_started.append
         ended_tasks, ended_seqs = self._ended_tasks.append, self._ended_seqs.append
         ended_ran = self._ended_ran.append
-        seq = self._next_seq
+        seq = first = self._next_seq
+        done = failed = canceled = 0
         for task, state in zip(tasks, states, strict=True):
             if state is _SUBMITTED:
                 seqs[task] = seq
@@ -289,20 +290,26 @@ class TelemetryManager:
                 mine = seqs.pop(task, None)
                 if mine is None:
                     continue
-                ran = task in running
-                if ran:
+                try:  # one step where it ran (the usual case), not a look-up and a removal
                     running.remove(task)
+                    ran = True
+                except KeyError:
+                    ran = False
                 ended_tasks(task)
                 ended_seqs(mine)
                 ended_ran(ran)
-                value = _VALUE[state]
-                counts[value] += 1
+                if state is _DONE:
+                    done += 1
+                elif state is _FAILED:
+                    failed += 1
+                else:
+                    canceled += 1
                 if keep:
                     extend(
                         (
                             "E",
                             mine,
-                            value,
+                            _VALUE[state],
                             task.ended_at,
                             task.started_at,
                             task.host,
@@ -313,7 +320,11 @@ class TelemetryManager:
                             else None,
                         )
                     )
-        counts["submitted"] += seq - self._next_seq
+        counts = self._counts
+        counts["submitted"] += seq - first
+        counts["DONE"] += done
+        counts["FAILED"] += failed
+        counts["CANCELED"] += canceled
         self._next_seq = seq
         if out:
             if self._writer is not None:
