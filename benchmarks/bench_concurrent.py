@@ -207,24 +207,31 @@ def main() -> None:
                 f"{rpy:,.0f}/s = {rpy / raw:.2f}x raw (Session = {ses / rpy:.1f}x rhapsody-py)",
             )
     n = args.exe_size
-    raw_run = run(ours, "raw", "executable", n, args.repeat)
-    ses_run = run(ours, "session", "executable", n, args.repeat)
-    raw, ses = n / raw_run["seconds"], n / ses_run["seconds"]
-    add(f"executables, {n} x {EXE}: raw create_subprocess_exec", f"{raw:,.0f}/s")
-    add(f"executables, {n} x {EXE}: Session", f"{ses:,.0f}/s = **{ses / raw:.2f}x raw**")
-    add(
-        f"executables, {n} x {EXE}: driving-process CPU per task, Session vs raw",
-        f"{ses_run['cpu_per_task_us']:.0f} vs {raw_run['cpu_per_task_us']:.0f} µs",
-    )
-    if theirs:
-        rpy = rate(theirs, "rhapsody-py", "executable", n, 1)
-        add(f"executables, {n} x {EXE}: rhapsody-py 0.6.0", f"{rpy:,.0f}/s = {rpy / raw:.2f}x raw")
+    if n:  # 0: functions only
+        raw_run = run(ours, "raw", "executable", n, args.repeat)
+        ses_run = run(ours, "session", "executable", n, args.repeat)
+        raw, ses = n / raw_run["seconds"], n / ses_run["seconds"]
+        add(f"executables, {n} x {EXE}: raw create_subprocess_exec", f"{raw:,.0f}/s")
+        add(f"executables, {n} x {EXE}: Session", f"{ses:,.0f}/s = **{ses / raw:.2f}x raw**")
+        add(
+            f"executables, {n} x {EXE}: driving-process CPU per task, Session vs raw",
+            f"{ses_run['cpu_per_task_us']:.0f} vs {raw_run['cpu_per_task_us']:.0f} µs",
+        )
+        if theirs:
+            rpy = rate(theirs, "rhapsody-py", "executable", n, 1)
+            add(
+                f"executables, {n} x {EXE}: rhapsody-py 0.6.0",
+                f"{rpy:,.0f}/s = {rpy / raw:.2f}x raw",
+            )
     m = args.memory_size
-    mem = measure(ours, __file__, "session", "memory", m, args.timeout)["bytes_per_task"]
-    add(f"traced memory per in-flight task ({m} tasks): Session", f"{mem:,.0f} B")
-    if theirs:
-        mem = measure(theirs, __file__, "rhapsody-py", "memory", m, args.timeout)["bytes_per_task"]
-        add(f"traced memory per in-flight task ({m} tasks): rhapsody-py 0.6.0", f"{mem:,.0f} B")
+    if m:
+        mem = measure(ours, __file__, "session", "memory", m, args.timeout)["bytes_per_task"]
+        add(f"traced memory per in-flight task ({m} tasks): Session", f"{mem:,.0f} B")
+        if theirs:
+            mem = measure(theirs, __file__, "rhapsody-py", "memory", m, args.timeout)[
+                "bytes_per_task"
+            ]
+            add(f"traced memory per in-flight task ({m} tasks): rhapsody-py 0.6.0", f"{mem:,.0f} B")
     print(report.table())
 
 
