@@ -3,6 +3,7 @@ whatever the path holds, and discovery imports neither the task API nor importli
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -103,3 +104,29 @@ def test_discovery_imports_neither_the_task_api_nor_importlib_metadata() -> None
     )
     assert imported == [], f"discovery imported {imported}"
     assert "concurrent" in available
+
+
+def test_lazy_packages_still_answer_their_names_and_submodules() -> None:
+    # rhapsody.plugins and rhapsody.telemetry import their names on first use (the telemetry
+    # writer's process needs none); what they exported, and `package.submodule` after
+    # `import package`, still work in a fresh interpreter
+    code = (
+        "import rhapsody.plugins as p, rhapsody.telemetry as t, rhapsody\n"
+        "assert 'rhapsody.plugins.manager' not in __import__('sys').modules\n"
+        "from rhapsody.plugins import hookimpl, get_plugin_host, BackendInfo\n"
+        "from rhapsody.telemetry import TelemetryManager, LocalNodeSampler, TaskCompleted\n"
+        "assert p.manager.get_plugin_host is get_plugin_host\n"
+        "assert t.manager.TelemetryManager is TelemetryManager and rhapsody.api.Session\n"
+        "assert {'hookimpl', 'TelemetryManager'} <= set(dir(p)) | set(dir(t))\n"
+        "try:\n"
+        "    p.no_such_name\n"
+        "except AttributeError as exc:\n"
+        "    assert 'no_such_name' in str(exc)\n"
+        "else:\n"
+        "    raise AssertionError('no AttributeError')\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.stdout.strip() == "ok", out.stderr

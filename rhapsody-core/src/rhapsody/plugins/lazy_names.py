@@ -9,6 +9,7 @@ In the package's ``__init__``::
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -21,6 +22,10 @@ def lazy_names(package: str, where: Mapping[str, str]) -> Callable[[str], Any]:
     def __getattr__(name: str) -> Any:
         module = where.get(name)
         if module is None:
+            # ``package.submodule`` after ``import package``: it worked while the package
+            # imported its submodules eagerly, so it still does
+            if not name.startswith("_") and importlib.util.find_spec(f"{package}.{name}"):
+                return importlib.import_module(f"{package}.{name}")
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         value = getattr(importlib.import_module(module, package), name)
         setattr(sys.modules[package], name, value)
