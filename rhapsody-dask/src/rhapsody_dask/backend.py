@@ -38,6 +38,7 @@ from rhapsody.api.errors import task_label
 from rhapsody.api.validators import integer, real
 from rhapsody.backends import ExecutionBackend
 from rhapsody.backends.exit_status import describe_exit
+from rhapsody.backends.result_fields import set_result
 from rhapsody.backends.task_output import store_output
 from rhapsody.resources import NodeResources, ResourceRequest, check_request
 
@@ -450,18 +451,18 @@ class DaskExecutionBackend(ExecutionBackend):
             self.report(task, _FAILED)
         elif task.function is not None:
             ok, value, text, out, err, ran = result
-            task.host, task.worker, task.started_at, task.ended_at = ran
+            _set_ran(task, ran)
             self._store_output(task, out, err)
             if ok:
-                task.return_value = value
+                set_result(task, "return_value", value)
                 self.report(task, _DONE)
             else:
                 task.exception, task.traceback = value, text
                 self.report(task, _FAILED)
         else:
             code, out, err, error, ran = result
-            task.host, task.worker, task.started_at, task.ended_at = ran
-            task.exit_code = code
+            _set_ran(task, ran)
+            set_result(task, "exit_code", code)
             self._store_output(task, out, err)
             if task.stdout is not None and not task.capture_stdio:
                 task.return_value = task.stdout
@@ -596,3 +597,12 @@ async def _quietly(awaitable: Any) -> None:
             await awaitable
     except Exception as exc:  # noqa: BLE001 - best effort while canceling
         log.debug("dask cancel step failed: %s", exc)
+
+
+def _set_ran(task: ComputeTask, ran: tuple[str | None, str | None, float, float]) -> None:
+    """Where and when a task ran (host, worker, start, end), as its worker sent them."""
+    host, worker, started, ended = ran
+    set_result(task, "host", host)
+    set_result(task, "worker", worker)
+    set_result(task, "started_at", started)
+    set_result(task, "ended_at", ended)

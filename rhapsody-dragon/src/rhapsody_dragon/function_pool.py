@@ -24,6 +24,7 @@ import cloudpickle  # type: ignore[import-untyped]
 from rhapsody.api import BackendError, ComputeTask
 from rhapsody.api.errors import task_label
 from rhapsody.backends.exit_status import describe_exit
+from rhapsody.backends.result_fields import set_result
 
 from .global_services import destroy_queue, new_queue, start_process
 from .killing import kill_owner
@@ -270,7 +271,8 @@ class FunctionPool:
                 started = next((t for t in worker.inflight if t.uid == running), None)
         host, label = hostname_of(worker.node), f"worker {worker.wid} (puid {worker.puid})"
         for task, (_, ok, blob, text, out, err) in done:
-            task.host, task.worker = host, label
+            set_result(task, "host", host)
+            set_result(task, "worker", label)
             ok, value = _unpickle(blob, ok)
             self._deliver(task, (ok, value, text, out, err))
         if started is not None:

@@ -9,6 +9,7 @@ import cloudpickle  # type: ignore[import-untyped]
 from rhapsody.api import BackendError, ComputeTask, TaskExecutionError
 from rhapsody.api.errors import task_label
 from rhapsody.backends.exit_status import describe_exit
+from rhapsody.backends.result_fields import set_result
 from rhapsody.backends.task_output import store_output
 
 from .function_pool import CallOutcome
@@ -20,7 +21,7 @@ def apply_call(task: ComputeTask, outcome: CallOutcome, task_dir: str | None) ->
     ok, value, text, out, err = outcome
     store_output(task, out, err, task_dir)
     if ok:
-        task.return_value = value
+        set_result(task, "return_value", value)
         return True
     task.exception, task.traceback = value, text
     return False

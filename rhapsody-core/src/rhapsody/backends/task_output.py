@@ -13,6 +13,7 @@ import os
 
 from ..api.errors import BackendError, task_label
 from ..api.task import ComputeTask
+from .result_fields import set_result
 
 _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC
 
@@ -51,4 +52,5 @@ def store_output(task: ComputeTask, out: str | None, err: str | None, task_dir: 
                 f.write(text or "")
         task.stdout, task.stderr = paths
     else:
-        task.stdout, task.stderr = out, err
+        set_result(task, "stdout", out)
+        set_result(task, "stderr", err)

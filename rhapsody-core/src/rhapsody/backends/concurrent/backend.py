@@ -32,6 +32,7 @@ from ..base import ExecutionBackend
 from ..exit_cleanup import stop_at_exit
 from ..inbox import LoopInbox
 from ..local_process import kill
+from ..result_fields import set_result
 from ..task_output import capture_paths
 from ..where import HOST, this_thread
 from .executables import run_executable
@@ -332,7 +333,9 @@ class ConcurrentExecutionBackend(ExecutionBackend):
         push = self._inbox.push  # type: ignore[union-attr]
         if task.state in _ENDED:
             return
-        task.host, task.worker, task.started_at = HOST, this_thread(), now()
+        set_result(task, "host", HOST)
+        set_result(task, "worker", this_thread())
+        set_result(task, "started_at", now())
         push(task, _RUNNING)
         try:
             if task.input_files:
@@ -363,11 +366,11 @@ class ConcurrentExecutionBackend(ExecutionBackend):
                 task.traceback = format_traceback(exc)
                 push(task, _FAILED)
             return
-        task.ended_at = now()
+        set_result(task, "ended_at", now())
         if self._futures:
             self._futures.pop(task, None)
         if task.state not in _ENDED:
-            task.return_value = result
+            set_result(task, "return_value", result)
             push(task, _DONE)
 
     # -- executables ------------------------------------------------------------------------------

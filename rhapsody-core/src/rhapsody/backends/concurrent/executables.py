@@ -16,6 +16,7 @@ from ...api.task import ComputeTask
 from .. import where
 from ..exit_status import describe_exit, os_error_text
 from ..local_process import command_line, kill, output_file, read_back, start, wait
+from ..result_fields import set_result
 from ..task_output import capture_paths
 from ..where import HOST
 from .options import cwd_of, missing_files
@@ -41,14 +42,16 @@ def run_executable(
             started = now()
             process, out, err, paths = _start(task, task_dir, files)
             processes[task] = process
-            task.host, task.worker, task.started_at = HOST, where.process(process.pid), started
+            set_result(task, "host", HOST)
+            set_result(task, "worker", where.process(process.pid))
+            set_result(task, "started_at", started)
             push(task, _RUNNING)
             if task.state in _ENDED or closing():  # canceled while it was starting
                 kill(process)
             try:
                 code = wait(process)
             finally:
-                task.ended_at = now()
+                set_result(task, "ended_at", now())
                 processes.pop(task, None)
             if task.state in _ENDED or closing():  # canceled, timed out or shut down
                 return

@@ -26,6 +26,7 @@ from ...api.task import ComputeTask
 from .. import where
 from ..inbox import LoopInbox
 from ..process_tree import kill_tree
+from ..result_fields import set_result
 from .functions import call_pickled
 
 log = logging.getLogger(__name__)
@@ -168,9 +169,10 @@ class ProcessPoolDispatcher:
                 self._fail(task, error)
             else:
                 ok, value, text, pid = future.result()
-                task.host, task.worker = where.HOST, where.process(pid)
+                set_result(task, "host", where.HOST)
+                set_result(task, "worker", where.process(pid))
                 if ok:
-                    task.return_value = value
+                    set_result(task, "return_value", value)
                     self._deliver(task, _DONE)
                 else:
                     task.traceback = text
