@@ -572,7 +572,8 @@ class Session:
             still = sum(not f.done() for f in pending)
             raise TimeoutError(f"{still} of {len(found)} tasks had not finished after {timeout}s")
         return [
-            item if isinstance(item, MutableMapping) else task
+            # `item is task` first: the usual case, without an ABC isinstance per task
+            task if item is task or not isinstance(item, MutableMapping) else item
             for item, task in zip(tasks, found, strict=True)
         ]
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ..api.errors import BackendConfigurationError, ResourceError, task_label
 from ..api.states import TERMINAL_STATES, TaskState
 from ..api.task import AITask, BaseTask, ComputeTask
+from ..api.task_fields import EMPTY_MAPPING
 from ..compat.backend_methods import RhapsodyPyBackendMethods, StateCallback
 from ..resources.fit import check_request
 from ..resources.inventory import NodeResources
@@ -119,7 +120,8 @@ class Backend(RhapsodyPyBackendMethods, abc.ABC):
         # alike: checked once per batch. The dict keeps each request alive, so ids stay unique.
         checked: dict[tuple[int, bool], ResourceRequest] = {}
         for task in tasks:
-            if task.task_backend_specific_kwargs:
+            options = task.task_backend_specific_kwargs
+            if options is not EMPTY_MAPPING and options:  # identity first: no __len__ call
                 check(task)
                 request = task.resources
                 if request is not None:

@@ -17,6 +17,8 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ..api.task_fields import EMPTY_MAPPING
+
 _all_loops: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 
 
@@ -71,7 +73,10 @@ def call_function(
 ) -> Any:
     """Call ``function``; an awaitable it returns is awaited in this thread's own loop."""
     # ``**`` of a mapping that is not a dict walks it in Python: the usual empty one is skipped
-    result = function(*args, **kwargs) if kwargs else function(*args)
+    if kwargs is EMPTY_MAPPING or not kwargs:
+        result = function(*args)
+    else:
+        result = function(*args, **kwargs)
     if _awaitable(result):
         coro = result if inspect.iscoroutine(result) else _awaited(result)
         result = _thread_loop.get().run_until_complete(coro)

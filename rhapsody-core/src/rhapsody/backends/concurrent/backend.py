@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import time
 from collections.abc import Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from typing import Any
 
-from ...api.clock import now
+from ...api.clock import WALL_OFFSET, now
 from ...api.errors import (
     BackendConfigurationError,
     BackendError,
@@ -46,6 +47,7 @@ from .thread_pool import TaskThreadPool, default_workers
 
 _RUNNING, _DONE, _FAILED = TaskState.RUNNING, TaskState.DONE, TaskState.FAILED
 _ENDED = (TaskState.DONE, TaskState.FAILED, TaskState.CANCELED)
+_monotonic = time.monotonic
 _CHUNK = 2048
 
 
@@ -335,7 +337,7 @@ class ConcurrentExecutionBackend(ExecutionBackend):
             return
         set_result(task, "host", HOST)
         set_result(task, "worker", this_thread())
-        set_result(task, "started_at", now())
+        set_result(task, "started_at", _monotonic() + WALL_OFFSET)  # clock.now(), inlined
         push(task, _RUNNING)
         try:
             if task.input_files:
@@ -366,7 +368,7 @@ class ConcurrentExecutionBackend(ExecutionBackend):
                 task.traceback = format_traceback(exc)
                 push(task, _FAILED)
             return
-        set_result(task, "ended_at", now())
+        set_result(task, "ended_at", _monotonic() + WALL_OFFSET)
         if self._futures:
             self._futures.pop(task, None)
         if task.state not in _ENDED:
