@@ -23,6 +23,8 @@ import cloudpickle  # type: ignore[import-untyped]
 
 from rhapsody.api import BackendError, ComputeTask
 from rhapsody.api.errors import task_label
+from rhapsody.api.states import TERMINAL_STATES
+from rhapsody.api.task_fields import EMPTY_MAPPING
 from rhapsody.backends.exit_status import describe_exit
 from rhapsody.backends.result_fields import set_result
 
@@ -151,7 +153,7 @@ class FunctionPool:
         canceled = self._canceled
         while source and len(taken) < n:
             task = source.popleft()
-            if task.uid in canceled or task.done:
+            if task.state in TERMINAL_STATES or task.uid in canceled:
                 canceled.discard(task.uid)
                 continue
             taken.append(task)
@@ -384,7 +386,10 @@ class FunctionPool:
 
 
 def _call(task: ComputeTask) -> tuple[Any, ...]:
-    return (task.function, tuple(task.args), dict(task.kwargs), task.capture_stdio)
+    kwargs = task.kwargs
+    # dict() of the usual empty mapping would walk it in Python
+    plain = {} if kwargs is EMPTY_MAPPING else dict(kwargs)
+    return (task.function, tuple(task.args), plain, task.capture_stdio)
 
 
 def _unpickle(blob: bytes, ok: bool) -> tuple[bool, Any]:

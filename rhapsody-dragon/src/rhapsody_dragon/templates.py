@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rhapsody.api import BaseTask, ComputeTask
+from rhapsody.api.task_fields import EMPTY_MAPPING
 from rhapsody.api.validators import integer
 from rhapsody.backends.task_options import (
     check_cwd,
@@ -164,6 +165,8 @@ def process_plan(task: ComputeTask) -> list[Template] | None:
     Top-level ``cwd``/``env`` apply to every process; a template's own values win.
     """
     options = task.task_backend_specific_kwargs
+    if options is EMPTY_MAPPING:  # the usual task: no Python-level look-ups into the options
+        return None if task.function is not None else apply_common(task, [{}])
     if "process_templates" in options:
         plan = [dict(t) for n, t in options["process_templates"] for _ in range(integer(n) or 0)]
     elif "process_template" in options:

@@ -26,6 +26,7 @@ from .routing_table import RoutingTable
 from .states import TaskState
 from .task import BaseTask, task_from_dict
 from .validators import unsafe_name
+from .waiting import TaskWaits
 
 if TYPE_CHECKING:
     from ..backends.base import Backend
@@ -88,6 +89,7 @@ class Session:
         self._started = False
         self._closed = False
         self._pending = 0
+        self._waits = TaskWaits()
         self._timers: dict[BaseTask, asyncio.TimerHandle] = {}
         self._background: set[asyncio.Future[Any]] = set()
         self._task_dir: str | None = None
@@ -456,6 +458,8 @@ class Session:
                 fut.exception()  # the task records the error; no "never retrieved" noise
         if fut is not None:
             self._pending -= 1
+        if self._waits.open:
+            self._waits.ended(self.loop)  # type: ignore[arg-type]
         if self._timers:
             timer = self._timers.pop(task, None)
             if timer is not None:
@@ -567,9 +571,9 @@ class Session:
         ):
             tasks = list(tasks)  # walked twice below
         found = self._lookup(tasks)
-        pending = [f for t in found if not t.done and (f := t._future) is not None]
-        if pending and not await _all_done(pending, timeout):
-            still = sum(not f.done() for f in pending)
+        pending = [t for t in found if not t.done]
+        if pending and not await self._waits.wait(pending, timeout):
+            still = sum(not t.done for t in pending)
             raise TimeoutError(f"{still} of {len(found)} tasks had not finished after {timeout}s")
         return [
             # `item is task` first: the usual case, without an ABC isinstance per task
@@ -680,34 +684,3 @@ def _require_list(tasks: object, expected: str, owner: str) -> None:
     """A collection of tasks, not one task, one dict or one uid string (which iterate too)."""
     if isinstance(tasks, (BaseTask, Mapping, str, bytes)) or not isinstance(tasks, Iterable):
         raise TaskValidationError("tasks", expected, tasks, owner=owner)
-
-
-async def _all_done(futures: list[asyncio.Future[Any]], timeout: float | None) -> bool:
-    """Wait until every one of ``futures`` is done; False if ``timeout`` seconds pass first.
-
-    One countdown, not ``asyncio.wait``: that checks every future for being a coroutine (an ABC
-    isinstance, ~2 µs each) and builds sets, which cost more than the rest of waiting.
-    """
-    loop = asyncio.get_running_loop()
-    all_done: asyncio.Future[None] = loop.create_future()
-    remaining = len(futures)
-
-    def one_done(_: asyncio.Future[Any]) -> None:
-        nonlocal remaining
-        remaining -= 1
-        if remaining == 0 and not all_done.done():
-            all_done.set_result(None)
-
-    for future in futures:
-        future.add_done_callback(one_done)
-    try:
-        async with asyncio.timeout(timeout):
-            await all_done
-        return True
-    except TimeoutError:
-        return False
-    finally:
-        if not all_done.done():  # timed out or canceled: leave no callback behind
-            all_done.cancel()
-            for future in futures:
-                future.remove_done_callback(one_done)
