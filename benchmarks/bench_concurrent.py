@@ -190,39 +190,29 @@ def main() -> None:
     def run(python: str, contender: str, kind: str, n: int, repeat: int) -> dict[str, Any]:
         return median_run(python, __file__, contender, kind, n, repeat, args.timeout)
 
-    for n in args.sizes:
-        raw_run = run(ours, "raw", "function", n, args.repeat)
-        ses_run = run(ours, "session", "function", n, args.repeat)
+    def side_by_side(kind: str, label: str, raw_name: str, n: int) -> None:
+        """Ours vs the raw engine (and rhapsody-py) on ``n`` tasks of ``kind``: adds the rows."""
+        raw_run = run(ours, "raw", kind, n, args.repeat)
+        ses_run = run(ours, "session", kind, n, args.repeat)
         raw, ses = n / raw_run["seconds"], n / ses_run["seconds"]
-        add(f"functions, {n} tasks: raw run_in_executor", f"{raw:,.0f}/s")
-        add(f"functions, {n} tasks: Session", f"{ses:,.0f}/s = **{ses / raw:.2f}x raw**")
+        add(f"{label}: raw {raw_name}", f"{raw:,.0f}/s")
+        add(f"{label}: Session", f"{ses:,.0f}/s = **{ses / raw:.2f}x raw**")
         add(
-            f"functions, {n} tasks: driving-process CPU per task, Session vs raw",
+            f"{label}: driving-process CPU per task, Session vs raw",
             f"{ses_run['cpu_per_task_us']:.1f} vs {raw_run['cpu_per_task_us']:.1f} µs",
         )
-        if theirs and n <= args.rhapsody_py_max:
-            rpy = rate(theirs, "rhapsody-py", "function", n, 1)
+        if theirs and (kind != "function" or n <= args.rhapsody_py_max):
+            rpy = rate(theirs, "rhapsody-py", kind, n, 1)
             add(
-                f"functions, {n} tasks: rhapsody-py 0.6.0",
+                f"{label}: rhapsody-py 0.6.0",
                 f"{rpy:,.0f}/s = {rpy / raw:.2f}x raw (Session = {ses / rpy:.1f}x rhapsody-py)",
             )
-    n = args.exe_size
-    if n:  # 0: functions only
-        raw_run = run(ours, "raw", "executable", n, args.repeat)
-        ses_run = run(ours, "session", "executable", n, args.repeat)
-        raw, ses = n / raw_run["seconds"], n / ses_run["seconds"]
-        add(f"executables, {n} x {EXE}: raw create_subprocess_exec", f"{raw:,.0f}/s")
-        add(f"executables, {n} x {EXE}: Session", f"{ses:,.0f}/s = **{ses / raw:.2f}x raw**")
-        add(
-            f"executables, {n} x {EXE}: driving-process CPU per task, Session vs raw",
-            f"{ses_run['cpu_per_task_us']:.0f} vs {raw_run['cpu_per_task_us']:.0f} µs",
-        )
-        if theirs:
-            rpy = rate(theirs, "rhapsody-py", "executable", n, 1)
-            add(
-                f"executables, {n} x {EXE}: rhapsody-py 0.6.0",
-                f"{rpy:,.0f}/s = {rpy / raw:.2f}x raw",
-            )
+
+    for n in args.sizes:
+        side_by_side("function", f"functions, {n} tasks", "run_in_executor", n)
+    if args.exe_size:  # 0: functions only
+        n = args.exe_size
+        side_by_side("executable", f"executables, {n} x {EXE}", "create_subprocess_exec", n)
     m = args.memory_size
     if m:
         mem = measure(ours, __file__, "session", "memory", m, args.timeout)["bytes_per_task"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-from .plugins.lazy_names import lazy_names
+from .plugins.lazy_names import lazy_exports
 
 if TYPE_CHECKING:
     from .api import (
@@ -60,11 +60,7 @@ _LAZY = {
 }
 
 
-__getattr__ = lazy_names(__name__, _LAZY)
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 def discover_backends() -> dict[str, BackendInfo]:

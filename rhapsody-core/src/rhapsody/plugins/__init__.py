@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .lazy_names import lazy_names
+from .lazy_names import lazy_exports
 
 if TYPE_CHECKING:
     from .manager import (
@@ -61,8 +61,4 @@ _LAZY = {
     "BackendInfo": ".registry",
     "BackendSpec": ".registry",
 }
-__getattr__ = lazy_names(__name__, _LAZY)
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

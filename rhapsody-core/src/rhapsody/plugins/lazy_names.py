@@ -4,6 +4,10 @@ discovery imports it).
 In the package's ``__init__``::
 
     __getattr__ = lazy_names(__name__, {"HeavyBackend": ".backend"})
+
+or, with a ``__dir__`` that lists them too::
+
+    __getattr__, __dir__ = lazy_exports(__name__, {"HeavyBackend": ".backend"})
 """
 
 from __future__ import annotations
@@ -32,3 +36,15 @@ def lazy_names(package: str, where: Mapping[str, str]) -> Callable[[str], Any]:
         return value
 
     return __getattr__
+
+
+def lazy_exports(
+    package: str, where: Mapping[str, str]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """A module's ``__getattr__`` (see :func:`lazy_names`) and a ``__dir__`` that lists the lazy
+    names too: ``__getattr__, __dir__ = lazy_exports(__name__, {...})``."""
+
+    def __dir__() -> list[str]:
+        return sorted({*vars(sys.modules[package]), *where})
+
+    return lazy_names(package, where), __dir__

@@ -16,7 +16,7 @@ does not import it.
 
 from typing import TYPE_CHECKING
 
-from ..plugins.lazy_names import lazy_names
+from ..plugins.lazy_names import lazy_exports
 from .events import (
     BaseEvent,
     ResourceUpdate,
@@ -50,7 +50,7 @@ _LAZY = {
     "ResourceSample": ".sampling",
     "ResourceSampler": ".sampling",
 }
-__getattr__ = lazy_names(__name__, _LAZY)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 __all__ = [
     "BaseEvent",
@@ -74,7 +74,3 @@ __all__ = [
     "define_event",
     "make_event",
 ]
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
