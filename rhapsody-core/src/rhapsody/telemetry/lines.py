@@ -3,11 +3,12 @@
 Each line is a JSON object with ``section``: ``"event"`` (an event's fields, plus ``trace_id``,
 ``span_id`` and ``name``), ``"metric"`` (a snapshot of the counters) or ``"span"`` (a finished
 span). Task lines are most of the file (six per task, ~3 KB), so they are not ``json.dumps`` of
-dicts: each kind of task (backend, task type, executable) gets ``%``-templates with everything
-its tasks share already in JSON, and a record fills one template with a single C-level
-formatting call -- its three submission lines at once, its end event and span at once. Ends
-that are not the common case (a failure, a task that never ran, extra attributes, a time that
-is not a finite number) take a general path that writes the same fields.
+dicts: each kind of task (backend, task type, executable) and each place it ran (host, worker)
+has the JSON its tasks share made once, and a record becomes one f-string of those pieces and
+its own values -- its three submission lines at once, its end event and span at once (``%``
+templates were tried: slower, they scan the whole template per call). Ends that are not the
+common case (a failure, a task that never ran, extra attributes, a time that is not a finite
+float) take a general path that writes the same fields.
 """
 
 from __future__ import annotations
