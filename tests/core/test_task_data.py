@@ -338,3 +338,20 @@ async def test_numpy_numbers_configure_backends_too():
         await session.submit_tasks([task])
         await session.wait_tasks([task], timeout=np.float64(30))
     assert task.return_value == 2.5
+
+
+def test_the_default_empty_mapping_behaves_as_an_empty_dict() -> None:
+    import copy
+    import pickle
+
+    from rhapsody.api.task_fields import EMPTY_MAPPING
+
+    task = ComputeTask(function=print)
+    kwargs = task.kwargs
+    assert kwargs is EMPTY_MAPPING is task.task_backend_specific_kwargs
+    assert dict(kwargs) == {**kwargs} == {} and not kwargs and len(kwargs) == 0
+    assert kwargs.keys() == {}.keys() and list(kwargs.items()) == list(kwargs.values()) == []
+    assert "x" not in kwargs and kwargs.get("x", 1) == 1 and kwargs == {}
+    assert pickle.loads(pickle.dumps(kwargs)) is kwargs is copy.deepcopy(kwargs)
+    with pytest.raises(KeyError):
+        kwargs["x"]

@@ -72,7 +72,8 @@ def call_function(
     function: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]
 ) -> Any:
     """Call ``function``; an awaitable it returns is awaited in this thread's own loop."""
-    # ``**`` of a mapping that is not a dict walks it in Python: the usual empty one is skipped
+    # the usual empty kwargs are not unpacked: ``**`` of a mapping that is not a dict calls its
+    # keys() in Python (~0.4 µs per task)
     if kwargs is EMPTY_MAPPING or not kwargs:
         result = function(*args)
     else:

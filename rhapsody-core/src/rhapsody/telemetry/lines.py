@@ -247,6 +247,7 @@ class CheckpointLines:
         self.duration_sum += duration_sum
 
     def _where(self, host: str | None, worker: str | None) -> _Where:
+        """A place not in the cache yet: its JSON made and kept."""
         if len(self._wheres) > 10000:
             self._wheres.clear()
         where = self._wheres[(host, worker)] = _Where(host, worker)
@@ -263,7 +264,7 @@ class CheckpointLines:
         """The end of a task off the common path (see the module's docstring)."""
         state, ended, started, host, worker, error_type, extra = fields
         q_uid, shape, submitted, t_json, t_ns, span_id, base, nib = task
-        where = self._where(host, worker)
+        where = self._wheres.get((host, worker)) or self._where(host, worker)
         more = where.event_worker
         extra_json = ""
         if extra:

@@ -44,16 +44,6 @@ _SUBMITTED, _RUNNING, _FAILED = TaskState.SUBMITTED, TaskState.RUNNING, TaskStat
 _COUNTER_OF = {"DONE": "tasks_completed", "FAILED": "tasks_failed", "CANCELED": "tasks_canceled"}
 _VALUE = {state: state.value for state in TaskState}  # Enum.value is a slow descriptor
 _DONE = TaskState.DONE
-_USAGE_BY_CLASS: dict[type, bool] = {}
-
-
-def _usage_in(cls: type) -> bool:
-    """Whether tasks of ``cls`` may carry token ``usage`` (asked once per class: reading a
-    missing attribute raises and catches an AttributeError, the dearest step of a task's end)."""
-    known = _USAGE_BY_CLASS.get(cls)
-    if known is None:
-        known = _USAGE_BY_CLASS[cls] = hasattr(cls, "usage")
-    return known
 
 
 def _positive(name: str, value: object, allow_none: bool) -> float | None:
@@ -315,9 +305,7 @@ class TelemetryManager:
                             task.host,
                             task.worker,
                             error_type_of(task) if state is _FAILED else None,
-                            extra_attributes(task)
-                            if state is not _DONE or _usage_in(task.__class__)
-                            else None,
+                            extra_attributes(task),
                         )
                     )
         counts = self._counts

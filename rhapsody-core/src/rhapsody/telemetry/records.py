@@ -72,13 +72,25 @@ def error_type_of(task: BaseTask) -> str:
     return type(exc).__name__ if exc is not None else "unknown"
 
 
+_USAGE_BY_CLASS: dict[type, bool] = {}
+
+
 def extra_attributes(task: Any) -> dict[str, Any] | None:
     """Figures only some tasks have: a failure's message, an inference request's tokens."""
+    failed = task.state is TaskState.FAILED
+    cls = task.__class__
+    # whether tasks of this class carry ``usage``, asked once per class: reading a missing
+    # attribute raises and catches an AttributeError, the dearest step of a task's end
+    has_usage = _USAGE_BY_CLASS.get(cls)
+    if has_usage is None:
+        has_usage = _USAGE_BY_CLASS[cls] = hasattr(cls, "usage")
+    if not failed and not has_usage:
+        return None
     extra: dict[str, Any] = {}
-    if task.state is TaskState.FAILED and task.exception is not None:
+    if failed and task.exception is not None:
         text = str(task.exception).strip().splitlines()
         extra["error"] = f"{type(task.exception).__name__}: {text[0][:200] if text else ''}"
-    usage = getattr(task, "usage", None)
+    usage = task.usage if has_usage else None
     if usage:
         extra.update({k: usage[k] for k in ("prompt_tokens", "completion_tokens") if k in usage})
     return extra or None
