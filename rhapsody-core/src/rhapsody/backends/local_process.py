@@ -31,10 +31,11 @@ def start(
     shell: bool,
     cwd: str | None,
     env: Mapping[str, str] | None,
-    stdout: IO[bytes],
-    stderr: IO[bytes],
+    stdout: int | IO[bytes],
+    stderr: int | IO[bytes],
 ) -> subprocess.Popen[bytes]:
-    """Start ``command`` in a session of its own, output to the two open files.
+    """Start ``command`` in a session of its own, output to the two open files (or
+    descriptors).
 
     ``env`` is added to this process's environment.
     """
@@ -89,19 +90,45 @@ def kill(process: subprocess.Popen[bytes]) -> None:
         kill_tree(process.pid, group=True)
 
 
-def output_file() -> IO[bytes]:
-    """An anonymous file for a process's output: in memory (memfd) where the OS has it -- like
-    the pipe it replaces, without a pipe's inherited write end -- else an unlinked temp file."""
+def output_fd() -> int:
+    """An anonymous file for a process's output, as a descriptor: in memory (memfd) where the OS
+    has it -- like the pipe it replaces, without a pipe's inherited write end -- else an
+    unlinked temp file. Descriptors, not file objects: a file object costs several system calls
+    and a buffer per task, and the process only needs the descriptor."""
     memfd_create = getattr(os, "memfd_create", None)
     if memfd_create is not None:
         try:
-            return open(memfd_create("rhapsody-output", os.MFD_CLOEXEC), "w+b")
+            fd: int = memfd_create("rhapsody-output", os.MFD_CLOEXEC)
+            return fd
         except OSError:
             pass
-    return tempfile.TemporaryFile()
+    fd, path = tempfile.mkstemp(prefix="rhapsody-output-")
+    os.unlink(path)
+    return fd
+
+
+def read_fd(fd: int) -> str:
+    """All that was written to the file ``fd`` (from its start), as text."""
+    size = os.fstat(fd).st_size
+    if not size:  # most tasks' stderr, and many a stdout: no read at all
+        return ""
+    chunks = []
+    offset = 0
+    while offset < size:
+        chunk = os.pread(fd, size - offset, offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def output_file() -> IO[bytes]:
+    """:func:`output_fd` as a file object (for code that holds several in an ExitStack)."""
+    return open(output_fd(), "w+b")
 
 
 def read_back(f: IO[bytes]) -> str:
     """All that was written to ``f``, as text."""
-    f.seek(0)
-    return f.read().decode("utf-8", "replace")
+    f.flush()
+    return read_fd(f.fileno())

@@ -1,8 +1,9 @@
 """``ConcurrentExecutionBackend``: the embedded default, on ``concurrent.futures`` executors.
 
 Functions run on a thread pool (default) or on a ``ProcessPoolExecutor`` passed as ``executor=``
-(shipped with cloudpickle). Executables run as subprocesses, started and watched from a pool of
-``max_processes`` launcher threads. Completions reach the event loop through a batching inbox.
+(shipped with cloudpickle). Executables run as subprocesses, ``max_processes`` at once, watched
+from the event loop through pidfds (:mod:`.process_watch`), or where the OS has none, each from a
+launcher thread. Completions reach the event loop through a batching inbox.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from .node_options import node_of
 from .options import check_options as check_concurrent_options
 from .options import cwd_of, missing_files
 from .process_pool import ProcessPoolDispatcher, terminate_workers, warn_if_forking
+from .process_watch import LoopProcesses, pidfds_work
 from .ranks import Jobs, run_ranks
 from .thread_pool import TaskThreadPool, default_workers
 
@@ -127,6 +129,7 @@ class ConcurrentExecutionBackend(ExecutionBackend):
         self._threads: TaskThreadPool | None = None
         self._max_processes = processes or _default_max_processes()
         self._launcher: TaskThreadPool | None = None
+        self._watched: LoopProcesses | None = None
         self._processes: dict[ComputeTask, subprocess.Popen[bytes]] = {}
         self._futures: dict[ComputeTask, Future[Any]] = {}  # on a user's thread executor
         self._inbox: LoopInbox | None = None
@@ -148,6 +151,16 @@ class ConcurrentExecutionBackend(ExecutionBackend):
     async def initialize(self) -> None:
         loop = self._loop = asyncio.get_running_loop()
         self._inbox = LoopInbox(loop, self._deliver)
+        if pidfds_work():  # executables watched from the loop; else a launcher thread each
+            self._watched = LoopProcesses(
+                loop,
+                self._max_processes,
+                self._deliver,
+                self._processes,
+                self._task_dir,
+                self._is_closed,
+                f"rhapsody-{self.name}-spawn",
+            )
         if self._executor is None:
             self._threads = TaskThreadPool(
                 self._run_function, self._num_workers or default_workers(), f"rhapsody-{self.name}"
@@ -378,6 +391,9 @@ class ConcurrentExecutionBackend(ExecutionBackend):
     # -- executables ------------------------------------------------------------------------------
 
     def _launch_executable(self, task: ComputeTask) -> None:
+        if self._watched is not None:
+            self._watched.submit(task)
+            return
         if self._launcher is None:
             # Daemon threads: a launcher waiting on a process never holds the interpreter open.
             self._launcher = TaskThreadPool(
@@ -443,6 +459,8 @@ class ConcurrentExecutionBackend(ExecutionBackend):
             if launcher is not None:
                 launcher.shutdown()
                 waits.append(asyncio.to_thread(launcher.join, 10))
+        if self._watched is not None:
+            waits.append(self._watched.close(10))
         if self._placed_threads is not None:
             self._placed_threads.shutdown()
         if self._dispatcher is not None:
@@ -469,6 +487,8 @@ class ConcurrentExecutionBackend(ExecutionBackend):
     def _stop_at_exit(self) -> None:
         """Interpreter exit without a shutdown (Ctrl-C outside ``async with``): no strays."""
         self._closed = True
+        if self._watched is not None:
+            self._watched.stop_at_exit()
         self._kill_processes()
         if self._dispatcher is not None:
             terminate_workers(self._dispatcher.pool)

@@ -1,0 +1,121 @@
+"""Executables on the concurrent backend, both ways it watches them: from the event loop through
+pidfds (where the OS has them) and from a launcher thread each (the fallback). Same behaviour."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import threading
+
+import pytest
+
+from rhapsody.api import ComputeTask, Session, TaskExecutionError, TaskState
+from rhapsody.backends import ConcurrentExecutionBackend
+from rhapsody.backends.concurrent import backend as concurrent_backend
+from rhapsody.backends.concurrent.process_watch import pidfds_work
+
+from ..conftest import peak_use, pid_alive, wait_until
+
+
+@pytest.fixture(params=["pidfd", "threads"])
+def watching(request, monkeypatch) -> str:
+    if request.param == "threads":
+        monkeypatch.setattr(concurrent_backend, "pidfds_work", lambda: False)
+    elif not pidfds_work():
+        pytest.fail("this Linux machine has no pidfds: the loop-watched path is not tested")
+    return request.param
+
+
+async def until(predicate, timeout: float = 20.0) -> bool:
+    """Wait for ``predicate`` without blocking the event loop (it watches the processes)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+def exec_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("rhapsody-concurrent-")]
+
+
+async def test_outputs_exit_codes_and_failures(watching, work_dir):
+    big = 3 * 1024 * 1024  # far over a pipe's buffer: read back whole
+    tasks = [
+        ComputeTask(executable="/bin/sh", arguments=["-c", "echo out; echo err >&2"]),
+        ComputeTask(executable=sys.executable, arguments=["-c", f"print('x' * {big}, end='')"]),
+        ComputeTask(executable="/bin/sh", arguments=["-c", "echo broken >&2; exit 3"]),
+        ComputeTask(executable="/no/such/program"),
+        ComputeTask(executable="/bin/true", input_files=["missing.txt"]),
+        ComputeTask(executable="/bin/true", output_files=["never.txt"]),
+        ComputeTask(executable="/bin/sh", arguments=["-c", "echo kept"], capture_stdio=True),
+    ]
+    backend = await ConcurrentExecutionBackend(max_processes=3)
+    async with Session(backends=[backend], work_dir=work_dir, uid="s") as session:
+        await session.submit_tasks(tasks)
+        await session.wait_tasks(tasks, timeout=60)
+        threads = exec_threads()
+    ok, large, bad, absent, no_input, no_output, captured = tasks
+    assert (ok.state, ok.stdout, ok.stderr, ok.exit_code) == (TaskState.DONE, "out\n", "err\n", 0)
+    assert large.state is TaskState.DONE and large.stdout == "x" * big
+    assert bad.state is TaskState.FAILED and bad.exit_code == 3
+    assert isinstance(bad.exception, TaskExecutionError) and "broken" in str(bad.exception)
+    assert absent.state is TaskState.FAILED
+    assert "could not start '/no/such/program'" in str(absent.exception)
+    assert no_input.state is TaskState.FAILED and "missing.txt" in str(no_input.exception)
+    assert no_output.state is TaskState.FAILED and "never.txt" in str(no_output.exception)
+    assert captured.state is TaskState.DONE
+    assert open(captured.stdout).read() == "kept\n"
+    for task in (ok, large, bad, no_output, captured):
+        assert task.started_at <= task.ended_at and task.worker.startswith("pid ")
+    # the loop-watched path has a few spawner threads, never one per running process
+    if watching == "pidfd":
+        assert threads and all("-spawn" in name for name in threads)
+    else:
+        assert any("-exec" in name for name in threads)
+
+
+async def test_at_most_max_processes_run_at_once(watching, work_dir):
+    tasks = [ComputeTask(executable="/bin/sleep", arguments=["0.3"]) for _ in range(8)]
+    backend = await ConcurrentExecutionBackend(max_processes=2)
+    async with Session(backends=[backend]) as session:
+        await session.submit_tasks(tasks)
+        await session.wait_tasks(tasks, timeout=60)
+    assert all(t.state is TaskState.DONE for t in tasks)
+    assert peak_use([(t.started_at, t.ended_at, 1) for t in tasks]) == 2
+
+
+async def test_cancel_and_shutdown_leave_nothing_running(watching, work_dir, no_stray_children):
+    script = "echo $$ > p$0; exec sleep 30"
+    tasks = [ComputeTask(executable="/bin/sh", arguments=["-c", script, str(i)]) for i in range(6)]
+    backend = await ConcurrentExecutionBackend(max_processes=3)
+    session = Session(backends=[backend])
+    futures = await session.submit_tasks(tasks)
+
+    def started() -> int:  # processes that wrote their pid
+        return sum(os.path.exists(f"p{i}") and os.path.getsize(f"p{i}") > 0 for i in range(6))
+
+    assert await until(lambda: started() == 3)
+    first = next(t for i, t in enumerate(tasks) if os.path.exists(f"p{i}"))
+    assert await session.cancel_tasks([first]) == 1
+    # its slot goes to a queued task
+    assert await until(lambda: started() == 4)
+    await asyncio.wait_for(session.close(), 30)
+    assert all(t.state is TaskState.CANCELED for t in tasks)
+    assert all(f.done() for f in futures)
+    pids = [int(open(f"p{i}").read()) for i in range(6) if os.path.exists(f"p{i}")]
+    assert len(pids) == 4  # the queued ones never started
+    assert wait_until(lambda: not any(pid_alive(p) for p in pids))
+    assert not exec_threads()
+
+
+def test_pidfds_work_where_the_os_has_them():
+    # Linux >= 5.3 (every CI and HPC machine we target) has them; elsewhere the fallback runs.
+    expected = hasattr(os, "pidfd_open") and os.uname().sysname == "Linux"
+    if expected:
+        release = tuple(int(p) for p in os.uname().release.split(".")[:2])
+        expected = release >= (5, 3)
+    assert pidfds_work() is expected
