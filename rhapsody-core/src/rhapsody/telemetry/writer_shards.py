@@ -1,18 +1,16 @@
 """The checkpoint writer spread over several processes, for nodes with cores to spare.
 
 One writer process formats about 55k tasks' lines a second; a session on a many-core node runs
-no-op tasks twice as fast. With ``shards`` > 1 the writer process becomes a router: it sends each
-task's records to the formatter process ``seq % shards`` (a task's records all go to one
-formatter, which keeps what its later lines need). The formatters append their text to the file
-themselves -- the text (~2.5 KB a task) never crosses a pipe -- in turn, passed round a ring of
-pipes one byte per frame: router, formatter 0, 1, ..., router. The router's turn writes the
-frame's session-wide lines (events, metric snapshots with the counters the formatters report,
-the session span), then lets formatter 0 write the next frame. So the file holds the frames in
-order, each frame's task lines by formatter, then its other lines.
+no-op tasks twice as fast. With ``shards`` > 1 the writer process becomes a router and an
+appender: it sends each task's records to the formatter process ``seq % shards`` (a task's
+records all go to one formatter, which keeps what its later lines need), and writes their text
+back in frame order, the formatters' parts of a frame one after the other. Session-wide records
+(events, metric snapshots, the session span) are formatted by the appender after the frame's task
+lines, with the counters the formatters report.
 
-Frames on the formatters' stdin are a 4-byte big-endian length and a pickle of ``(emit_time,
-flat records)`` (the first one ``("H", session_id, ids)``); on their stdout, a pickle of their
-counters after each frame.
+Frames on every pipe are a 4-byte big-endian length and a pickle: to a formatter
+``(emit_time, flat records)`` (the first one ``("H", session_id, ids)``); back from it
+``(text, counters)``.
 """
 
 from __future__ import annotations
@@ -35,11 +33,11 @@ from .trace_ids import TraceIds
 log = logging.getLogger(__name__)
 
 _HEADER = 4
-_CHUNK = 512  # flat items formatted at once (~64 records, as the single writer)
 _TASK_WIDTH = {"S": 7, "R": 5, "E": 9}
 _OTHER_WIDTH = {"V": 2, "C": 2, "Z": 3}
 _COUNTS = ("tasks_submitted", "tasks_started", "tasks_completed", "tasks_failed", "tasks_canceled")
-_TURN = b"."
+
+
 ENV = "RHAPSODY_TELEMETRY_FORMATTERS"
 
 
@@ -76,17 +74,6 @@ def read_frame(stream: IO[bytes]) -> Any:
     return pickle.loads(payload)
 
 
-def write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def wait_turn(fd: int) -> None:
-    if os.read(fd, 1) != _TURN:
-        raise EOFError("the telemetry writer's ring of turns broke (a process ended)")
-
-
 def split(flat: list[Any], shards: int) -> tuple[list[list[Any]], list[Any]]:
     """A flat batch's task records, one list per shard (by task seq), and the other records."""
     parts: list[list[Any]] = [[] for _ in range(shards)]
@@ -107,70 +94,57 @@ def split(flat: list[Any], shards: int) -> tuple[list[list[Any]], list[Any]]:
 def run_sharded(path: str, shards: int, frames: Any) -> int:
     """Write the checkpoint file from ``frames`` (an iterator of flat batches) with ``shards``
     formatter processes."""
-    ring = [os.pipe() for _ in range(shards + 1)]  # ring[k]: the turn to formatter k (or back)
-    procs = []
-    for k in range(shards):
-        turn_in, turn_out = ring[k][0], ring[k + 1][1]
-        command = [sys.executable, "-m", "rhapsody.telemetry.writer_shards", path]
-        procs.append(
-            subprocess.Popen(
-                [*command, str(turn_in), str(turn_out)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                pass_fds=(turn_in, turn_out),
-            )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "rhapsody.telemetry.writer_shards"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=os.environ,
         )
-    my_turn, first_turn = ring[shards][0], ring[0][1]
-    for k in range(shards):  # the formatters' ends: EOF reaches whoever waits if one dies
-        os.close(ring[k][0])
-        os.close(ring[k + 1][1])
+        for _ in range(shards)
+    ]
     ins = [p.stdin for p in procs]
     outs = [p.stdout for p in procs]
+    assert all(ins) and all(outs)
     handed: queue.SimpleQueue[tuple[float, list[Any]] | None] = queue.SimpleQueue()
     failed: list[BaseException] = []
     lines: CheckpointLines | None = None
     appender: threading.Thread | None = None
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
     try:
-        for flat in frames:
-            if flat and flat[0] == "H":
-                for stream in ins:
-                    write_frame(stream, flat[:3])  # type: ignore[arg-type]
+        with open(path, "a", encoding="utf-8", buffering=1 << 20) as out_file:
+            for flat in frames:
+                if flat and flat[0] == "H":
+                    for stream in ins:
+                        write_frame(stream, flat[:3])  # type: ignore[arg-type]
+                        stream.flush()  # type: ignore[union-attr]
+                    lines = CheckpointLines(flat[1], TraceIds(*flat[2]))
+                    appender = threading.Thread(
+                        target=_append,
+                        args=(lines, outs, handed, out_file, failed),
+                        name="appender",
+                        daemon=True,
+                    )
+                    appender.start()
+                    del flat[:3]
+                if lines is None or not flat:
+                    continue
+                if failed:
+                    break
+                emit = time.time()
+                parts, other = split(flat, shards)
+                for stream, part in zip(ins, parts, strict=True):
+                    write_frame(stream, (emit, part))  # type: ignore[arg-type]
                     stream.flush()  # type: ignore[union-attr]
-                lines = CheckpointLines(flat[1], TraceIds(*flat[2]))
-                appender = threading.Thread(
-                    target=_take_turns,
-                    args=(lines, outs, handed, fd, my_turn, first_turn, failed),
-                    name="turns",
-                    daemon=True,
-                )
-                appender.start()
-                del flat[:3]
-            if lines is None or not flat:
-                continue
-            if failed:
-                break
-            emit = time.time()
-            parts, other = split(flat, shards)
-            for stream, part in zip(ins, parts, strict=True):
-                write_frame(stream, (emit, part))  # type: ignore[arg-type]
-                stream.flush()  # type: ignore[union-attr]
-            handed.put((emit, other))
-    except OSError as exc:  # a formatter died: its stdin is a broken pipe
-        failed.append(exc)
+                handed.put((emit, other))
+            for stream in ins:
+                with contextlib.suppress(OSError):
+                    stream.close()  # type: ignore[union-attr]
+            handed.put(None)
+            if appender is not None:
+                appender.join()
+            if lines is not None and not failed:
+                out_file.write(lines.metric_line(time.time()) + "\n")
     finally:
-        for stream in ins:
-            with contextlib.suppress(OSError):
-                stream.close()  # type: ignore[union-attr]
-        handed.put(None)
-        if appender is not None:
-            appender.join()
-        if lines is not None and not failed:
-            write_all(fd, (lines.metric_line(time.time()) + "\n").encode())
-        os.close(fd)
-        for end in (my_turn, first_turn):
-            with contextlib.suppress(OSError):
-                os.close(end)
         for proc in procs:
             try:
                 proc.wait(30)
@@ -183,29 +157,26 @@ def run_sharded(path: str, shards: int, frames: Any) -> int:
     return 0
 
 
-def _take_turns(
+def _append(
     lines: CheckpointLines,
     outs: list[Any],
     handed: queue.SimpleQueue[tuple[float, list[Any]] | None],
-    fd: int,
-    my_turn: int,
-    first_turn: int,
+    out_file: IO[str],
     failed: list[BaseException],
 ) -> None:
-    """The router's turns (a thread): after the formatters wrote a frame's task lines, its
-    session-wide lines; then the next frame's turn to formatter 0."""
+    """The appender thread: each frame's parts in order, then its session-wide lines."""
     totals: list[tuple[Any, ...]] = [(0, 0, 0, 0, 0, 0, 0.0)] * len(outs)
     counts = lines.counts
     try:
-        os.write(first_turn, _TURN)
         while True:
             item = handed.get()
             if item is None:
                 return
             emit, other = item
-            wait_turn(my_turn)  # every formatter wrote its part of this frame
             for k, stream in enumerate(outs):
-                totals[k] = read_frame(stream)
+                text, totals[k] = read_frame(stream)
+                if text:
+                    out_file.write(text)
             for j, name in enumerate(_COUNTS):
                 counts[name] = sum(t[j] for t in totals)
             lines.duration_count = sum(t[5] for t in totals)
@@ -214,18 +185,16 @@ def _take_turns(
                 out: list[str] = []
                 lines.add_flat(other, emit, out)
                 out.append("")
-                write_all(fd, "\n".join(out).encode())
-            os.write(first_turn, _TURN)
+                out_file.write("\n".join(out))
+            out_file.flush()  # a frame at a time: the file can be followed with tail -f
     except BaseException as exc:  # noqa: BLE001 - reported by the router
         failed.append(exc)
 
 
-def format_frames(path: str, turn_in: int, turn_out: int) -> None:
-    """A formatter process: task records in; their lines appended to ``path`` in its turn, its
-    counters out."""
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+def format_frames(stdin: IO[bytes], stdout: IO[bytes]) -> None:
+    """A formatter process: task records in, their lines (and the counters so far) out."""
     lines: CheckpointLines | None = None
+    chunk = 512  # as the single writer: a few dozen records' lines joined at a time
     while True:
         try:
             frame = read_frame(stdin)
@@ -236,29 +205,23 @@ def format_frames(path: str, turn_in: int, turn_out: int) -> None:
             continue
         assert lines is not None
         emit, flat = frame
-        # formatted before the turn comes (the other formatters format meanwhile), kept as
-        # chunks of a few dozen records: one string of a whole part would be fresh pages
-        chunks: list[bytes] = []
+        texts: list[str] = []
         at, end = 0, len(flat)
         while at < end:
             out: list[str] = []
-            at = lines.add_flat(flat, emit, out, at, at + _CHUNK)
+            at = lines.add_flat(flat, emit, out, at, at + chunk)
             out.append("")
-            chunks.append("\n".join(out).encode())
-        wait_turn(turn_in)
-        for chunk in chunks:
-            write_all(fd, chunk)
+            texts.append("\n".join(out))
         counts = lines.counts
         totals: tuple[Any, ...] = (
             *[counts[name] for name in _COUNTS],
             lines.duration_count,
             lines.duration_sum,
         )
-        write_frame(stdout, totals)
+        write_frame(stdout, ("".join(texts), totals))
         stdout.flush()
-        os.write(turn_out, _TURN)
 
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the router decides when to stop
-    format_frames(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
+    format_frames(sys.stdin.buffer, sys.stdout.buffer)
