@@ -164,11 +164,9 @@ class TelemetryManager:
 
     def _open_checkpoint(self) -> None:
         from .writer import CheckpointWriter
-        from .writer_shards import shards_for
 
         directory = self._checkpoint_dir
         assert directory is not None
-        shards = shards_for()  # a bad RHAPSODY_TELEMETRY_FORMATTERS stops us before the file
         try:
             os.makedirs(directory, exist_ok=True)
             path = os.path.join(directory, f"{self._session_id}.telemetry.jsonl")
@@ -184,7 +182,7 @@ class TelemetryManager:
                 f"{directory!r} ({exc.strerror or exc})"
             ) from exc
         self.checkpoint_file = path
-        self._writer = CheckpointWriter(path, self._session_id, self.ids.as_tuple(), shards)
+        self._writer = CheckpointWriter(path, self._session_id, self.ids.as_tuple())
 
     async def stop(self, timeout: float = 60.0) -> None:
         """Emit ``SessionEnded``, deliver every event, complete the file. Idempotent."""

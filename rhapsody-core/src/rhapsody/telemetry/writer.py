@@ -32,10 +32,7 @@ _CHUNK = 512  # items of a frame formatted and written at once (~64 records, ~10
 class CheckpointWriter:
     """The parent's side: starts the writer process, sends it batches, waits for it at close."""
 
-    def __init__(
-        self, path: str, session_id: str, ids: tuple[int, int, int, str], shards: int = 1
-    ) -> None:
-        """``shards`` > 1: formatter processes beside the writer (:mod:`.writer_shards`)."""
+    def __init__(self, path: str, session_id: str, ids: tuple[int, int, int, str]) -> None:
         import rhapsody
 
         package_root = os.path.dirname(os.path.dirname(os.path.abspath(rhapsody.__file__)))
@@ -43,7 +40,7 @@ class CheckpointWriter:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
         self.path = path
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "rhapsody.telemetry.writer", path, str(shards)],
+            [sys.executable, "-m", "rhapsody.telemetry.writer", path],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             env=env,
@@ -120,11 +117,7 @@ def main(argv: list[str]) -> int:
     from .trace_ids import TraceIds
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    path, shards = argv[0], int(argv[1]) if len(argv) > 1 else 1
-    if shards > 1:
-        from .writer_shards import run_sharded
-
-        return run_sharded(path, shards, _read_frames(sys.stdin.buffer))
+    (path,) = argv
     lines: CheckpointLines | None = None
     with open(path, "a", encoding="utf-8", buffering=1 << 20) as out_file:
         for flat in _read_frames(sys.stdin.buffer):
