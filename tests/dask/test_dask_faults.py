@@ -55,3 +55,32 @@ async def test_scheduler_disappearing_fails_outstanding_tasks(fresh_process_clus
         assert task.state is TaskState.FAILED
         assert isinstance(task.exception, BackendError)
         assert "connection to the scheduler" in str(task.exception)
+
+
+async def test_a_function_the_workers_cannot_import_fails_only_its_task(
+    process_cluster, tmp_path, monkeypatch
+):
+    # A module only the client has (a workflow's helper file, a package missing on the workers):
+    # left to Dask, the worker's connection to the scheduler died unpickling it and every task
+    # sent to that worker stayed SUBMITTED for ever.
+    (tmp_path / "client_only_helpers.py").write_text("def plus_one(x):\n    return x + 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import client_only_helpers  # type: ignore[import-not-found]
+
+    backend = await DaskExecutionBackend(address=process_cluster.address)
+    async with Session(backends=[backend]) as session:
+        stranger = ComputeTask(function=client_only_helpers.plus_one, args=(1,))
+        others = [ComputeTask(function=nap, args=(0.01,)) for _ in range(4)]
+        await session.submit_tasks([stranger, *others])
+        await session.wait_tasks([stranger, *others], timeout=120)
+        assert stranger.state is TaskState.FAILED
+        assert isinstance(stranger.exception, BackendError)
+        message = str(stranger.exception)
+        assert message.startswith(f"{stranger.uid}: its function or arguments could not be loaded")
+        assert "No module named 'client_only_helpers'" in message
+        assert [t.state for t in others] == ["DONE"] * 4
+        # the workers keep serving
+        later = [ComputeTask(function=nap, args=(0.01,)) for _ in range(4)]
+        await session.submit_tasks(later)
+        await session.wait_tasks(later, timeout=120)
+        assert [t.state for t in later] == ["DONE"] * 4

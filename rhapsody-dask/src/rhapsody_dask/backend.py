@@ -15,6 +15,7 @@ import contextlib
 import logging
 import math
 import os
+import pickle
 import re
 import uuid
 from collections.abc import Sequence
@@ -288,10 +289,8 @@ class DaskExecutionBackend(ExecutionBackend):
         topics = [self._topic] * len(tasks)
         if is_function:
             futures = self.client.map(
-                worker_side.run_function,
-                [t.function for t in tasks],
-                [t.args for t in tasks],
-                [dict(t.kwargs) for t in tasks],
+                worker_side.run_shipped,
+                [_shipped(t) for t in tasks],
                 [t.capture_stdio for t in tasks],
                 [t.timeout is not None for t in tasks],
                 topics,
@@ -456,6 +455,9 @@ class DaskExecutionBackend(ExecutionBackend):
             if ok:
                 set_result(task, "return_value", value)
                 self.report(task, _DONE)
+            elif value == worker_side.NOT_LOADED:
+                task.exception = BackendError(f"{task_label(task.uid)}: {text}")
+                self.report(task, _FAILED)
             else:
                 task.exception, task.traceback = value, text
                 self.report(task, _FAILED)
@@ -544,6 +546,15 @@ class DaskExecutionBackend(ExecutionBackend):
             if helper is not None and not helper.done():
                 helper.cancel()
         await self._conn.close()
+
+
+def _shipped(task: ComputeTask) -> bytes:
+    """A function task's call as one pickle, unpickled by the worker itself (see
+    :func:`worker_side.run_shipped`); raises for what cannot be pickled."""
+    return cloudpickle.dumps(  # type: ignore[no-any-return]
+        (task.function, task.args, dict(task.kwargs) if task.kwargs else None),
+        pickle.HIGHEST_PROTOCOL,
+    )
 
 
 def _map_options(

@@ -231,6 +231,29 @@ def _deliver(topic: str | None, key: str, result: Any) -> Any:
     return None
 
 
+# A function task's result value when its call could not be unpickled (the text says why).
+NOT_LOADED = "rhapsody-dask: not loaded"
+
+
+def run_shipped(shipped: bytes, capture: bool, timed: bool, topic: str | None, key: str) -> Any:
+    """:func:`run_function` of a task shipped as one pickle of ``(function, args, kwargs)``.
+
+    Unpickled here, not by Dask: a function whose module this worker cannot import (a worker
+    environment unlike the client's) fails its task with that reason. Left to Dask, the
+    worker's scheduler connection dies on it, and every task sent to that worker waits for
+    ever."""
+    try:
+        function, args, kwargs = pickle.loads(shipped)
+    except BaseException as exc:  # noqa: BLE001 - the task cannot run here: that is its result
+        reason = (
+            f"its function or arguments could not be loaded on Dask worker {where.HOST} "
+            f"({type(exc).__name__}: {exc}); is what they need installed and importable where "
+            "the workers run?"
+        )
+        return _deliver(topic, key, (False, NOT_LOADED, reason, None, None, _where(now())))
+    return run_function(function, args, kwargs or {}, capture, timed, topic, key)
+
+
 def run_function(
     function: Any, args: Any, kwargs: Any, capture: bool, timed: bool, topic: str | None, key: str
 ) -> Any:
