@@ -84,3 +84,22 @@ async def test_a_function_the_workers_cannot_import_fails_only_its_task(
         await session.submit_tasks(later)
         await session.wait_tasks(later, timeout=120)
         assert [t.state for t in later] == ["DONE"] * 4
+
+
+async def test_functions_and_arguments_that_exist_only_by_value_run(process_cluster):
+    class Box:  # a local class: not importable anywhere, shipped by value
+        def __init__(self, value: int) -> None:
+            self.value = value
+
+    offset = 10
+    backend = await DaskExecutionBackend(address=process_cluster.address)
+    async with Session(backends=[backend]) as session:
+        tasks = [
+            ComputeTask(function=lambda box, k=0: box.value + offset + k, args=(Box(i),))
+            for i in range(3)
+        ]
+        tasks.append(ComputeTask(function=nap, args=(0.01,), kwargs={}))
+        tasks.append(ComputeTask(function=lambda **kw: sorted(kw), kwargs={"b": 1, "a": 2}))
+        await session.submit_tasks(tasks)
+        await session.wait_tasks(tasks, timeout=120)
+    assert [t.return_value for t in tasks] == [10, 11, 12, 0.01, ["a", "b"]]

@@ -235,15 +235,34 @@ def _deliver(topic: str | None, key: str, result: Any) -> Any:
 NOT_LOADED = "rhapsody-dask: not loaded"
 
 
-def run_shipped(shipped: bytes, capture: bool, timed: bool, topic: str | None, key: str) -> Any:
-    """:func:`run_function` of a task shipped as one pickle of ``(function, args, kwargs)``.
+# Functions unpickled on this worker, by their pickle: tasks of one function share one pickle
+# of it (sent once per batch), unpickled once here.
+_FUNCTIONS: dict[bytes, Any] = {}
+_FUNCTIONS_KEPT = 256
 
-    Unpickled here, not by Dask: a function whose module this worker cannot import (a worker
+
+def run_shipped(
+    function_pickle: bytes,
+    call_pickle: bytes,
+    capture: bool,
+    timed: bool,
+    topic: str | None,
+    key: str,
+) -> Any:
+    """:func:`run_function` of a task shipped as pickles: its function's, and ``(args, kwargs)``.
+
+    Unpickled here, not by Dask: a function or argument this worker cannot import (a worker
     environment unlike the client's) fails its task with that reason. Left to Dask, the
-    worker's scheduler connection dies on it, and every task sent to that worker waits for
-    ever."""
+    worker's connection to the scheduler died on it, and every task sent to that worker waited
+    for ever."""
     try:
-        function, args, kwargs = pickle.loads(shipped)
+        function = _FUNCTIONS.get(function_pickle)
+        if function is None:
+            function = pickle.loads(function_pickle)
+            if len(_FUNCTIONS) >= _FUNCTIONS_KEPT:
+                _FUNCTIONS.clear()
+            _FUNCTIONS[function_pickle] = function
+        args, kwargs = pickle.loads(call_pickle)
     except BaseException as exc:  # noqa: BLE001 - the task cannot run here: that is its result
         reason = (
             f"its function or arguments could not be loaded on Dask worker {where.HOST} "
