@@ -84,15 +84,23 @@ def finish(task: ComputeTask, push: Push, code: int, started: StartedProcess) ->
         task.exception = TaskExecutionError(task.uid, error_text, code, message=describe_exit(code))
         push(task, _FAILED)
         return
-    if task.output_files:
-        missing = missing_files(task.output_files, cwd_of(task))
-        if missing:
-            task.exception = TaskExecutionError(
-                task.uid, error_text, code, message=f"did not produce its output files {missing}"
-            )
-            push(task, _FAILED)
-            return
+    missing = missing_outputs(task, error_text, code)
+    if missing is not None:
+        task.exception = missing
+        push(task, _FAILED)
+        return
     push(task, _DONE)
+
+
+def missing_outputs(task: ComputeTask, error_text: str | None, code: int) -> Exception | None:
+    """The error of a task that ended without all its ``output_files``, else None."""
+    if not task.output_files:
+        return None
+    missing = missing_files(task.output_files, cwd_of(task))
+    if not missing:
+        return None
+    message = f"did not produce its output files {missing}"
+    return TaskExecutionError(task.uid, error_text, code, message=message)
 
 
 def run_executable(

@@ -28,8 +28,8 @@ from ..exit_status import describe_exit
 from ..local_process import kill, output_file, read_back, start, wait
 from ..task_output import capture_paths
 from ..where import HOST
-from .executables import command_of, failed_to_start
-from .options import cwd_of, launcher_of, missing_files
+from .executables import command_of, failed_to_start, missing_outputs
+from .options import launcher_of
 
 _RUNNING, _DONE, _FAILED = TaskState.RUNNING, TaskState.DONE, TaskState.FAILED
 _ENDED = (TaskState.DONE, TaskState.FAILED, TaskState.CANCELED)
@@ -236,11 +236,9 @@ def _finish(
         task.exception = TaskExecutionError(task.uid, error_text, code, message=message)
         push(task, _FAILED)
         return
-    missing = missing_files(task.output_files, cwd_of(task))
-    if missing:
-        task.exception = TaskExecutionError(
-            task.uid, None, code, message=f"did not produce its output files {missing}"
-        )
+    missing = missing_outputs(task, None, code)
+    if missing is not None:
+        task.exception = missing
         push(task, _FAILED)
         return
     push(task, _DONE)
