@@ -14,7 +14,7 @@ import pytest
 from rhapsody.api import ComputeTask, Session, TaskExecutionError, TaskState
 from rhapsody.backends import ConcurrentExecutionBackend
 from rhapsody.backends.concurrent import backend as concurrent_backend
-from rhapsody.backends.concurrent.process_watch import pidfds_work
+from rhapsody.backends.concurrent.process_watch import LoopProcesses, pidfds_work
 
 from ..conftest import peak_use, pid_alive, wait_until
 
@@ -44,8 +44,16 @@ def exec_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("rhapsody-concurrent-")]
 
 
-async def test_outputs_exit_codes_and_failures(watching, work_dir):
+async def test_outputs_exit_codes_and_failures(watching, work_dir, monkeypatch):
     big = 3 * 1024 * 1024  # far over a pipe's buffer: read back whole
+    read_off_loop: list[str] = []
+    finish_large = LoopProcesses._finish_large
+
+    def spy(self, task, code, started):  # a large output is read in a thread, not on the loop
+        read_off_loop.append(task.uid)
+        finish_large(self, task, code, started)
+
+    monkeypatch.setattr(LoopProcesses, "_finish_large", spy)
     tasks = [
         ComputeTask(executable="/bin/sh", arguments=["-c", "echo out; echo err >&2"]),
         ComputeTask(executable=sys.executable, arguments=["-c", f"print('x' * {big}, end='')"]),
@@ -75,6 +83,7 @@ async def test_outputs_exit_codes_and_failures(watching, work_dir):
         assert task.started_at <= task.ended_at and task.worker.startswith("pid ")
     # the loop-watched path has a few spawner threads, never one per running process
     if watching == "pidfd":
+        assert read_off_loop == [large.uid]
         assert threads and all("-spawn" in name for name in threads)
     else:
         assert any("-exec" in name for name in threads)

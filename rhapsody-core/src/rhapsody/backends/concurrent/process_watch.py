@@ -34,6 +34,15 @@ _ENDED = (TaskState.DONE, TaskState.FAILED, TaskState.CANCELED)
 SPAWNERS = 4
 
 
+_READ_ON_LOOP = 1 << 20  # bytes of output read on the loop; more is read in a thread
+
+
+def _output_size(started: StartedProcess) -> int:
+    if started.paths is not None:  # the task's own files: not read back
+        return 0
+    return os.fstat(started.out).st_size + os.fstat(started.err).st_size
+
+
 def pidfds_work() -> bool:
     """Whether this OS gives pidfds (Linux >= 5.3) that the event loop can poll."""
     pidfd_open = getattr(os, "pidfd_open", None)
@@ -75,6 +84,7 @@ class LoopProcesses:
         self._watched: dict[int, tuple[ComputeTask, StartedProcess]] = {}  # by pidfd
         self._spawners = TaskThreadPool(self._spawn, min(SPAWNERS, limit), name)
         self._spawned = LoopInbox(loop, self._watch)
+        self._finished = LoopInbox(loop, push)  # tasks with a large output, ended off the loop
 
     def submit(self, task: ComputeTask) -> None:
         if len(self._watched) + self._starting < self._limit:
@@ -138,6 +148,7 @@ class LoopProcesses:
         self._loop.remove_reader(pidfd)
         os.close(pidfd)
         task, started = self._watched.pop(pidfd)
+        handed_over = False
         try:
             try:
                 code = wait(started.process)
@@ -145,12 +156,26 @@ class LoopProcesses:
                 set_result(task, "ended_at", now())
                 self._processes.pop(task, None)
             if task.state not in _ENDED and not self._closing():
-                finish(task, self._push, code, started)
+                if _output_size(started) > _READ_ON_LOOP:  # read and decoded off the loop
+                    self._loop.run_in_executor(None, self._finish_large, task, code, started)
+                    handed_over = True
+                else:
+                    finish(task, self._push, code, started)
         except BaseException as exc:  # noqa: BLE001 - e.g. its output could not be read
             failed_to_start(task, exc, self._push)
         finally:
-            started.close()
+            if not handed_over:
+                started.close()
             self._start_queued()
+
+    def _finish_large(self, task: ComputeTask, code: int, started: StartedProcess) -> None:
+        push = self._finished.push
+        try:
+            finish(task, push, code, started)
+        except BaseException as exc:  # noqa: BLE001 - e.g. its output could not be read
+            failed_to_start(task, exc, push)
+        finally:
+            started.close()
 
     def _start_queued(self) -> None:
         queued, limit, submit = self._queued, self._limit, self._spawners.submit
