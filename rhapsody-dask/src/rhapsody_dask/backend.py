@@ -14,9 +14,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import os
-import pickle
-import re
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -48,6 +45,14 @@ from .connection import DaskConnection, connect
 from .options import check_options as check_dask_options
 from .options import placement, unsatisfiable
 from .resources import declare_own_workers, executable_env, worker_nodes
+from .shipping import (
+    call_pickle,
+    command_string,
+    cwd_option,
+    function_pickle,
+    key_prefix,
+    map_options,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +63,6 @@ _RETIRE_BATCH = 20_000
 # about 1/_SWEEP_SHARE of the loop's time (it slows down as the number of futures grows).
 _SWEEP_INTERVAL = 0.25
 _SWEEP_SHARE = 50
-_NOT_WORD = re.compile(r"[^A-Za-z0-9_]")
 # Dask's error for a batch its scheduler could not unpickle, and the key suffix of a task sent
 # again alone after one.
 _GRAPH_UNREADABLE = "Error during deserialization of the task graph"
@@ -259,7 +263,7 @@ class DaskExecutionBackend(ExecutionBackend):
                 if unsatisfiable(resources, offered):
                     self._fail_unsatisfiable(group, dict(resources), offered)
                     continue
-            options = _map_options(*where)
+            options = map_options(*where)
             for start in range(0, len(group), _MAP_CHUNK):
                 self._map(group[start : start + _MAP_CHUNK], is_function, options)
                 await asyncio.sleep(0)
@@ -285,14 +289,14 @@ class DaskExecutionBackend(ExecutionBackend):
     def _map_now(
         self, tasks: list[ComputeTask], is_function: bool, options: dict[str, Any], suffix: str
     ) -> tuple[list[Future[Any]], list[str]]:
-        keys = [f"{_prefix(t)}-{self._token}-{t.uid}{suffix}" for t in tasks]
+        keys = [f"{key_prefix(t)}-{self._token}-{t.uid}{suffix}" for t in tasks]
         topics = [self._topic] * len(tasks)
         if is_function:
             functions: dict[Any, bytes] = {}  # one pickle per function in the batch
             futures = self.client.map(
                 worker_side.run_shipped,
-                [_function_pickle(t.function, functions) for t in tasks],
-                [_call_pickle(t) for t in tasks],
+                [function_pickle(t.function, functions) for t in tasks],
+                [call_pickle(t) for t in tasks],
                 [t.capture_stdio for t in tasks],
                 [t.timeout is not None for t in tasks],
                 topics,
@@ -305,9 +309,9 @@ class DaskExecutionBackend(ExecutionBackend):
             run_executable: Any = worker_side.run_executable
             futures = self.client.map(
                 run_executable,
-                [_command(t) for t in tasks],
+                [command_string(t) for t in tasks],
                 [bool(t.task_backend_specific_kwargs.get("shell")) for t in tasks],
-                [_cwd(t) for t in tasks],
+                [cwd_option(t) for t in tasks],
                 [executable_env(t) for t in tasks],
                 [t.timeout for t in tasks],
                 topics,
@@ -498,7 +502,7 @@ class DaskExecutionBackend(ExecutionBackend):
         ):
             # Dask's scheduler unpickles a whole client.map batch at once: one task it cannot
             # unpickle fails all of them. Each goes again alone, so that only the guilty fail.
-            self._map([task], task.function is not None, _map_options(*placement(task)), _ALONE)
+            self._map([task], task.function is not None, map_options(*placement(task)), _ALONE)
             return
         if name == "KilledWorker":
             message = f"{task_label(task.uid)}: the Dask worker running it died ({error})"
@@ -548,68 +552,6 @@ class DaskExecutionBackend(ExecutionBackend):
             if helper is not None and not helper.done():
                 helper.cancel()
         await self._conn.close()
-
-
-def _function_pickle(function: Any, done: dict[Any, bytes]) -> bytes:
-    """``function``'s pickle, made once per batch (``done``): the same bytes object for all its
-    tasks, which Dask's pickle of the batch then holds once. Raises if it cannot be pickled."""
-    try:
-        found = done.get(function)
-    except TypeError:  # an unhashable callable
-        return cloudpickle.dumps(function, pickle.HIGHEST_PROTOCOL)  # type: ignore[no-any-return]
-    if found is None:
-        found = done[function] = cloudpickle.dumps(function, pickle.HIGHEST_PROTOCOL)
-    return found
-
-
-def _call_pickle(task: ComputeTask) -> bytes:
-    """``(args, kwargs)`` of a function task (see :func:`worker_side.run_shipped`)."""
-    call = (task.args, dict(task.kwargs) if task.kwargs else None)
-    try:  # the C pickler first: several times faster than cloudpickle on plain data
-        data = pickle.dumps(call, pickle.HIGHEST_PROTOCOL)
-        if b"__main__" not in data:  # as Dask does: what refers to __main__ goes by value
-            return data
-    except Exception:  # noqa: BLE001 - a lambda, a local class...: cloudpickle ships it
-        pass
-    return cloudpickle.dumps(call, pickle.HIGHEST_PROTOCOL)  # type: ignore[no-any-return]
-
-
-def _map_options(
-    resources: Any, workers: Any, priority: int, retries: int | None
-) -> dict[str, Any]:
-    """``client.map``'s keyword arguments for a placement (see options.placement)."""
-    return {
-        "resources": dict(resources) if resources else None,
-        "workers": list(workers) if workers else None,
-        "priority": priority,
-        "retries": retries,
-    }
-
-
-def _prefix(task: ComputeTask) -> str:
-    """The task-group part of a Dask key: the function's or program's name, like Dask's own.
-
-    Dask groups tasks by the key's first dash-separated word; a word unique to each task would
-    make one group per task and slow the scheduler down quadratically.
-    """
-    if task.function is not None:
-        name = getattr(task.function, "__name__", "function")
-    else:
-        name = os.path.basename(os.fspath(task.executable)) or "executable"  # type: ignore[arg-type]
-    name = _NOT_WORD.sub("_", name)
-    return name if name[:1].isalpha() else f"task_{name}"
-
-
-def _command(task: ComputeTask) -> str:
-    """The command as one string: Dask would otherwise turn a list argument into a graph
-    container of its own, per task (NUL cannot occur in an argument, so it separates them)."""
-    argv = [os.fspath(task.executable), *map(os.fspath, task.arguments)]  # type: ignore[arg-type]
-    return " ".join(argv) if task.task_backend_specific_kwargs.get("shell") else "\0".join(argv)
-
-
-def _cwd(task: ComputeTask) -> str | None:
-    cwd = task.task_backend_specific_kwargs.get("cwd")
-    return os.fspath(cwd) if cwd is not None else None
 
 
 async def _result_or_error(future: Future[Any]) -> Any:

@@ -379,7 +379,7 @@ def run_executable(
     _announce(topic, key, timeout is not None)
     token = (topic or "").rpartition("-")[2]
     if not shell:
-        command = command.split("\0")  # see backend._command
+        command = command.split("\0")  # see shipping.command_string
     table = _processes()
     result: tuple[int | None, str, str, str | None, tuple[str, str, float, float]]
     try:
