@@ -11,20 +11,18 @@ from time import monotonic as _monotonic
 from typing import TYPE_CHECKING, Any
 
 from .clock import WALL_OFFSET as _WALL_OFFSET
-from .clock import now
 from .dict_tasks import write_back
 from .errors import (
-    BackendError,
     SessionError,
     TaskCanceledError,
     TaskExecutionError,
     TaskTimeoutError,
-    TaskValidationError,
-    task_label,
 )
 from .routing_table import RoutingTable
 from .states import TaskState
-from .task import BaseTask, task_from_dict
+from .submission import prepare, register_and_submit, route
+from .task import BaseTask
+from .task_lookup import look_up, require_list
 from .validators import unsafe_name
 from .waiting import TaskWaits
 
@@ -33,10 +31,6 @@ if TYPE_CHECKING:
     from ..telemetry.manager import TelemetryManager
 
 log = logging.getLogger(__name__)
-
-# Tasks handled per step of a batch before yielding to the event loop, so that submitting 100k
-# tasks never starves other coroutines.
-CHUNK = 2048
 
 _set = object.__setattr__
 _NEW, _SUBMITTED, _RUNNING = TaskState.NEW, TaskState.SUBMITTED, TaskState.RUNNING
@@ -260,15 +254,13 @@ class Session:
         """
         if self._closed:
             raise SessionError(f"session {self.uid} is closed")
-        _require_list(
-            tasks, "a list of tasks (ComputeTask, AITask or dict)", "Session.submit_tasks"
-        )
+        require_list(tasks, "a list of tasks (ComputeTask, AITask or dict)", "Session.submit_tasks")
         if not self._started:
             await self.start()
         batch: list[BaseTask] = []  # filled as uids are claimed
         try:
-            await self._prepare(tasks, batch)
-            groups = await self._route(batch)
+            await prepare(self, tasks, batch)
+            groups = await route(self, batch)
             if self._closed:
                 raise SessionError(f"session {self.uid} is closed")
         except BaseException:
@@ -279,133 +271,10 @@ class Session:
             raise
         # Accepted: from here on the batch is registered and submitted as a whole, whatever
         # happens to the caller (a canceled caller must not leave half a batch behind).
-        job = asyncio.ensure_future(self._register_and_submit(batch, groups))
+        job = asyncio.ensure_future(register_and_submit(self, batch, groups))
         self._background.add(job)
         job.add_done_callback(self._background_done)
         return await asyncio.shield(job)
-
-    async def _route(self, batch: list[BaseTask]) -> dict[Backend, list[BaseTask]]:
-        routing = self._routing
-        assert routing is not None
-        groups: dict[Backend, list[BaseTask]] = {}
-        route = routing.route
-        for i, task in enumerate(batch):
-            backend = route(task)
-            group = groups.get(backend)
-            if group is None:
-                groups[backend] = group = []
-            group.append(task)
-            if i % CHUNK == CHUNK - 1:
-                await asyncio.sleep(0)
-        for backend, group in groups.items():
-            if not backend.initialized:  # added after the session started
-                await backend._ensure_initialized()
-            backend.check_tasks(group)
-        return groups
-
-    async def _register_and_submit(
-        self, batch: list[BaseTask], groups: dict[Backend, list[BaseTask]]
-    ) -> list[asyncio.Future[Any]]:
-        futures = await self._register(batch, groups)
-        for backend, group in groups.items():
-            if self._closed:
-                break
-            backend._used = True
-            try:
-                await backend.submit_tasks(group)
-            except BaseException as exc:  # the tasks fail, the caller is told through them
-                log.error("backend %r failed to accept %d tasks: %s", backend.name, len(group), exc)
-                error = (
-                    exc
-                    if isinstance(exc, BackendError)
-                    else BackendError(
-                        f"backend {backend.name!r} failed to accept the task: "
-                        f"{type(exc).__name__}: {exc}"
-                    )
-                )
-                for task in group:
-                    if not task.done:
-                        task.exception = error
-                        self._transition(task, _FAILED)
-                if not isinstance(exc, Exception):
-                    raise
-        if self._closed:  # closed while this batch was being submitted
-            self._cancel_unfinished(batch, "the session was closed")
-        return futures
-
-    async def _prepare(
-        self, tasks: Iterable[BaseTask | Mapping[str, Any]], batch: list[BaseTask]
-    ) -> None:
-        """Build and check the tasks into ``batch``, claiming their uids as they come."""
-        known, pending = self.tasks, self._claimed
-        for i, item in enumerate(tasks):
-            if isinstance(item, BaseTask):
-                task = item
-                if task._future is not None:
-                    raise SessionError(f"{task_label(task.uid)} was already submitted")
-                if task.state is not _NEW:  # a restored (from_dict, unpickled) task runs afresh
-                    task._reset_results()
-            else:
-                task = task_from_dict(item)
-                if isinstance(item, MutableMapping):
-                    # rhapsody-py's contract: the caller's dict is the task, kept up to date.
-                    item.setdefault("uid", task.uid)
-                    self._sources[task] = item
-            uid = task.uid
-            # Checked and claimed with no await in between: two concurrent submissions of the
-            # same uid cannot both pass.
-            if uid in known or uid in pending:
-                raise SessionError(f"duplicate task uid {uid!r}: uids must be unique in a session")
-            pending.add(uid)
-            batch.append(task)
-            if i % CHUNK == CHUNK - 1:
-                await asyncio.sleep(0)
-
-    async def _register(
-        self, batch: list[BaseTask], groups: dict[Backend, list[BaseTask]]
-    ) -> list[asyncio.Future[Any]]:
-        loop = self.loop
-        assert loop is not None
-        create_future = loop.create_future
-        known, claimed = self.tasks, self._claimed
-        futures: list[asyncio.Future[Any]] = []
-        append = futures.append
-        on_submitted = self._on_submitted
-        changes, states = self._changes, self._change_states
-        if changes is not None and not changes:
-            loop.call_soon(self._flush_changes)
-        sources = self._sources
-        submitted_at = now()  # one stamp per step of a batch: they are submitted together
-        for backend, group in groups.items():
-            name = backend.name
-            for i, task in enumerate(group):
-                fut = create_future()
-                # The session's own writes skip the task's field checks (values known valid).
-                _set(task, "_future", fut)
-                _set(task, "backend", name)
-                _set(task, "state", _SUBMITTED)
-                _set(task, "submitted_at", submitted_at)
-                if sources:
-                    source = sources.get(task)
-                    if source is not None:
-                        source.update(backend=name, state=_SUBMITTED.value)
-                known[task.uid] = task
-                claimed.discard(task.uid)
-                if on_submitted is not None:
-                    on_submitted(task=task, backend=backend, session=self)
-                if changes is not None:
-                    changes.append(task)
-                    states.append(_SUBMITTED)
-                if i % CHUNK == CHUNK - 1:
-                    await asyncio.sleep(0)
-                    submitted_at = now()
-                    changes, states = self._changes, self._change_states  # flushed: new lists
-                    if changes is not None and not changes:
-                        loop.call_soon(self._flush_changes)
-            self._pending += len(group)
-        for task in batch:  # futures in the caller's order
-            append(task._future)  # type: ignore[arg-type]
-        return futures
 
     # -- state machine (the backends' sink; runs on the event loop) -------------------------------
 
@@ -530,32 +399,6 @@ class Session:
 
     # -- waiting and canceling --------------------------------------------------------------------
 
-    def _lookup(self, tasks: Iterable[BaseTask | Mapping[str, Any] | str]) -> list[BaseTask]:
-        _require_list(tasks, "a list of tasks, task dicts or task uids", "Session")
-        found: list[BaseTask] = []
-        known = self.tasks
-        for item in tasks:
-            if isinstance(item, BaseTask):
-                task = known.get(item.uid)
-                if task is not item:
-                    raise SessionError(
-                        f"{task_label(item.uid)} was not submitted to session {self.uid}"
-                    )
-            else:
-                if isinstance(item, str):
-                    uid: Any = item
-                elif isinstance(item, Mapping):
-                    uid = item.get("uid")
-                else:
-                    raise TaskValidationError(
-                        "tasks[]", "a task, a task dict or a task uid", item, owner="Session"
-                    )
-                task = known.get(uid) if isinstance(uid, str) else None
-                if task is None:
-                    raise SessionError(f"{task_label(uid)} was not submitted to session {self.uid}")
-            found.append(task)
-        return found
-
     async def wait_tasks(
         self, tasks: Iterable[BaseTask | Mapping[str, Any] | str], timeout: float | None = None
     ) -> list[Any]:
@@ -570,7 +413,7 @@ class Session:
             tasks, (list, tuple, BaseTask, Mapping, str, bytes)
         ):
             tasks = list(tasks)  # walked twice below
-        found = self._lookup(tasks)
+        found = look_up(self.tasks, self.uid, tasks)
         pending = [t for t in found if not t.done]
         if pending and not await self._waits.wait(pending, timeout):
             still = sum(not t.done for t in pending)
@@ -583,7 +426,7 @@ class Session:
 
     async def cancel_tasks(self, tasks: Iterable[BaseTask | Mapping[str, Any] | str]) -> int:
         """Cancel tasks that have not ended; returns how many were canceled."""
-        found = [t for t in self._lookup(tasks) if not t.done]
+        found = [t for t in look_up(self.tasks, self.uid, tasks) if not t.done]
         await self._cancel(found, "canceled by the user")
         return sum(1 for t in found if t.state is _CANCELED)
 
@@ -678,9 +521,3 @@ class Session:
 
     def __repr__(self) -> str:
         return f"Session(uid={self.uid!r}, backends={list(self.backends)}, tasks={len(self.tasks)})"
-
-
-def _require_list(tasks: object, expected: str, owner: str) -> None:
-    """A collection of tasks, not one task, one dict or one uid string (which iterate too)."""
-    if isinstance(tasks, (BaseTask, Mapping, str, bytes)) or not isinstance(tasks, Iterable):
-        raise TaskValidationError("tasks", expected, tasks, owner=owner)
