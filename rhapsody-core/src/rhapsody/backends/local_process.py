@@ -84,6 +84,13 @@ def wait(process: subprocess.Popen[bytes]) -> int:
     return process.wait()
 
 
+def reap_exited(process: subprocess.Popen[bytes]) -> int:
+    """:func:`wait` for a process known to have exited (its pidfd said so): unreaped, its pid
+    cannot be reused, so its group is stopped and it is reaped without waiting first."""
+    kill_group(process.pid)
+    return process.wait()
+
+
 def kill(process: subprocess.Popen[bytes]) -> None:
     """SIGKILL ``process``, its descendants and its process group (unless it was reaped)."""
     if process.returncode is None:
@@ -107,9 +114,11 @@ def output_fd() -> int:
     return fd
 
 
-def read_fd(fd: int) -> str:
-    """All that was written to the file ``fd`` (from its start), as text."""
-    size = os.fstat(fd).st_size
+def read_fd(fd: int, size: int | None = None) -> str:
+    """All that was written to the file ``fd`` (from its start; its first ``size`` bytes where
+    the caller already asked its size), as text."""
+    if size is None:
+        size = os.fstat(fd).st_size
     if not size:  # most tasks' stderr, and many a stdout: no read at all
         return ""
     chunks = []

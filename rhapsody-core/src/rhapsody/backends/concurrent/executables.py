@@ -32,12 +32,13 @@ class StartedProcess:
     """A task's process and where its output goes: two descriptors, and the task's capture
     files' paths when it has them (else the descriptors are anonymous files read back)."""
 
-    __slots__ = ("err", "out", "paths", "process")
+    __slots__ = ("err", "out", "paths", "process", "sizes")
 
     def __init__(
         self, process: subprocess.Popen[bytes], out: int, err: int, paths: tuple[str, str] | None
     ) -> None:
         self.process, self.out, self.err, self.paths = process, out, err, paths
+        self.sizes: tuple[int, int] | None = None  # of the output, once read
 
     def close(self) -> None:
         _close(self.out, self.err)
@@ -77,7 +78,9 @@ def finish(task: ComputeTask, push: Push, code: int, started: StartedProcess) ->
         task.stdout, task.stderr = paths
         error_text = _tail(paths[1]) if code != 0 else None
     else:
-        task.stdout, task.stderr = read_fd(started.out), read_fd(started.err)
+        sizes = started.sizes or (None, None)
+        task.stdout = read_fd(started.out, sizes[0])
+        task.stderr = read_fd(started.err, sizes[1])
         task.return_value = task.stdout
         error_text = task.stderr
     if code != 0:

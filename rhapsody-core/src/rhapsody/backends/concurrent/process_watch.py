@@ -23,7 +23,7 @@ from ...api.clock import now
 from ...api.states import TaskState
 from ...api.task import ComputeTask
 from ..inbox import LoopInbox
-from ..local_process import kill, wait
+from ..local_process import kill, reap_exited, wait
 from ..result_fields import set_result
 from .executables import Push, StartedProcess, failed_to_start, finish, start_process
 from .thread_pool import TaskThreadPool
@@ -40,7 +40,8 @@ _READ_ON_LOOP = 1 << 20  # bytes of output read on the loop; more is read in a t
 def _output_size(started: StartedProcess) -> int:
     if started.paths is not None:  # the task's own files: not read back
         return 0
-    return os.fstat(started.out).st_size + os.fstat(started.err).st_size
+    started.sizes = os.fstat(started.out).st_size, os.fstat(started.err).st_size
+    return started.sizes[0] + started.sizes[1]
 
 
 def pidfds_work() -> bool:
@@ -151,7 +152,7 @@ class LoopProcesses:
         handed_over = False
         try:
             try:
-                code = wait(started.process)
+                code = reap_exited(started.process)
             finally:
                 set_result(task, "ended_at", now())
                 self._processes.pop(task, None)
