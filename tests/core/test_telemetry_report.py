@@ -15,7 +15,8 @@ from rhapsody import ComputeTask, Session
 from rhapsody.backends import ConcurrentExecutionBackend
 from rhapsody.telemetry.lines import CheckpointLines
 from rhapsody.telemetry.records import TraceIds
-from rhapsody.telemetry.report import ReportError, load, summarise
+from rhapsody.telemetry.report import ReportError, load
+from rhapsody.telemetry.summary import summarise
 
 pytestmark = pytest.mark.timeout(180)
 

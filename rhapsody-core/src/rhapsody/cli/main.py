@@ -46,7 +46,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from ..telemetry.report import ReportError, load, summarise
+    from ..telemetry.report import ReportError, load
+    from ..telemetry.summary import summarise
 
     try:
         data = load(args.file)
