@@ -19,6 +19,17 @@ def sigkill_self() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+class CallCounter:
+    """A callable with state of its own: each task must get it as it was sent."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self) -> int:
+        self.calls += 1
+        return self.calls
+
+
 def nap(seconds: float) -> float:
     time.sleep(seconds)
     return seconds
@@ -103,3 +114,14 @@ async def test_functions_and_arguments_that_exist_only_by_value_run(process_clus
         await session.submit_tasks(tasks)
         await session.wait_tasks(tasks, timeout=120)
     assert [t.return_value for t in tasks] == [10, 11, 12, 0.01, ["a", "b"]]
+
+
+async def test_a_callable_object_reaches_each_task_as_it_was_sent(process_cluster):
+    counter = CallCounter()
+    backend = await DaskExecutionBackend(address=process_cluster.address)
+    async with Session(backends=[backend]) as session:
+        for _ in range(2):  # two batches: nothing kept between them either
+            tasks = [ComputeTask(function=counter) for _ in range(6)]
+            await session.submit_tasks(tasks)
+            await session.wait_tasks(tasks, timeout=120)
+            assert [t.return_value for t in tasks] == [1] * 6

@@ -461,7 +461,7 @@ class DaskExecutionBackend(ExecutionBackend):
             if ok:
                 set_result(task, "return_value", value)
                 self.report(task, _DONE)
-            elif value == worker_side.NOT_LOADED:
+            elif type(value) is str and value == worker_side.NOT_LOADED:
                 task.exception = BackendError(f"{task_label(task.uid)}: {text}")
                 self.report(task, _FAILED)
             else:
@@ -500,8 +500,9 @@ class DaskExecutionBackend(ExecutionBackend):
             and not str(future.key).endswith(_ALONE)
             and not self._closed
         ):
-            # Dask's scheduler unpickles a whole client.map batch at once: one task it cannot
-            # unpickle fails all of them. Each goes again alone, so that only the guilty fail.
+            # Dask's scheduler failed a whole client.map batch it could not unpickle (our calls
+            # travel as bytes: a scheduler without rhapsody-dask, say). Each goes again alone,
+            # so that only the guilty fail.
             self._map([task], task.function is not None, map_options(*placement(task)), _ALONE)
             return
         if name == "KilledWorker":

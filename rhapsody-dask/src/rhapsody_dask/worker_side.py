@@ -15,6 +15,7 @@ import pickle
 import subprocess
 import sys
 import threading
+import types
 from collections import deque
 from typing import Any
 
@@ -236,9 +237,11 @@ NOT_LOADED = "rhapsody-dask: not loaded"
 
 
 # Functions unpickled on this worker, by their pickle: tasks of one function share one pickle
-# of it (sent once per batch), unpickled once here.
+# of it (sent once per batch), unpickled once here. Plain functions only: a callable object
+# keeps its own state, and each task gets it as it was sent.
 _FUNCTIONS: dict[bytes, Any] = {}
 _FUNCTIONS_KEPT = 256
+_PLAIN_FUNCTIONS = (types.FunctionType, types.BuiltinFunctionType)
 
 
 def run_shipped(
@@ -259,9 +262,10 @@ def run_shipped(
         function = _FUNCTIONS.get(function_pickle)
         if function is None:
             function = pickle.loads(function_pickle)
-            if len(_FUNCTIONS) >= _FUNCTIONS_KEPT:
-                _FUNCTIONS.clear()
-            _FUNCTIONS[function_pickle] = function
+            if isinstance(function, _PLAIN_FUNCTIONS):
+                if len(_FUNCTIONS) >= _FUNCTIONS_KEPT:
+                    _FUNCTIONS.clear()
+                _FUNCTIONS[function_pickle] = function
         args, kwargs = pickle.loads(call_pickle)
     except BaseException as exc:  # noqa: BLE001 - the task cannot run here: that is its result
         reason = (

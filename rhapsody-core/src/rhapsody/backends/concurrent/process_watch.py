@@ -32,12 +32,11 @@ _RUNNING = TaskState.RUNNING
 _ENDED = (TaskState.DONE, TaskState.FAILED, TaskState.CANCELED)
 # Spawner threads: enough to overlap the waits for exec; more only contend for the GIL.
 SPAWNERS = 4
-
-
 _READ_ON_LOOP = 1 << 20  # bytes of output read on the loop; more is read in a thread
 
 
 def _output_size(started: StartedProcess) -> int:
+    """Bytes to read back of a process's output (kept in ``started.sizes`` for the reading)."""
     if started.paths is not None:  # the task's own files: not read back
         return 0
     started.sizes = os.fstat(started.out).st_size, os.fstat(started.err).st_size
