@@ -15,9 +15,11 @@ import sys
 import tempfile
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rhapsody.telemetry import lines as lines_module
 from rhapsody.telemetry.lines import CheckpointLines
 from rhapsody.telemetry.records import EventBuilder, TaskInfo, span_attributes
 from rhapsody.telemetry.trace_ids import TraceIds
@@ -66,9 +68,29 @@ def _same(got: Any, want: Any) -> bool:
     return bool(got == want)
 
 
+# the numbers of a completed task's lines: orjson (the telemetry extra: a missing install fails
+# here), or repr where orjson is not installed
+NUMBER_FORMATTERS = {
+    "orjson": (lines_module._numbers_by_orjson, lines_module._number_by_orjson),
+    "repr": (lines_module._numbers_by_repr, repr),
+}
+
+
+@pytest.mark.parametrize("formatter", sorted(NUMBER_FORMATTERS))
 @settings(max_examples=200, deadline=None)
-@given(batches())
-def test_every_line_says_what_the_events_and_spans_say(batches: list[list[tuple]]) -> None:
+@given(batches=batches())
+def test_every_line_says_what_the_events_and_spans_say(
+    formatter: str, batches: list[list[tuple]]
+) -> None:
+    saved = lines_module.numbers_text, lines_module.number_text
+    lines_module.numbers_text, lines_module.number_text = NUMBER_FORMATTERS[formatter]
+    try:
+        _check_lines(batches)
+    finally:
+        lines_module.numbers_text, lines_module.number_text = saved
+
+
+def _check_lines(batches: list[list[tuple]]) -> None:
     ids = TraceIds.new()
     lines = CheckpointLines('session."%s"', ids)
     builder = EventBuilder('session."%s"', ids)
@@ -114,6 +136,9 @@ def test_every_line_says_what_the_events_and_spans_say(batches: list[list[tuple]
         assert span["parent_span_id"] == hex(ids.session_span_id)
         for field, value in want.items():
             assert _same(span[field], value), (field, span, want)
+        start, end = want["start_time_s"], want["end_time_s"]
+        if math.isfinite(start) and math.isfinite(end):  # milliseconds, to 3 decimals
+            assert abs(span["duration_ms"] - (end - start) * 1e3) <= 5.001e-4, span
     assert lines.counts["tasks_submitted"] == len(infos)
     ended = [e for e in expected_events.values() if e.event_id[-1] in "4c"]
     assert lines.duration_count == len(ended)
@@ -142,3 +167,19 @@ def test_the_writer_process_imports_neither_asyncio_nor_the_task_api() -> None:
             timeout=60,
         )
     assert out.stdout.decode().strip() == "[]", out
+
+
+def test_a_time_past_the_year_2255_still_gives_whole_nanoseconds() -> None:
+    # the common path formats nanoseconds as a 64-bit integer: later times take the general one
+    lines = CheckpointLines("s", TraceIds.new())
+    out: list[str] = []
+    lines.add_all(
+        [
+            ("S", 0, "t", "b", "ComputeTask", "f", 9.5e9),
+            ("E", 0, "DONE", 9.6e9, 9.55e9, None, None, None, None),
+        ],
+        9.7e9,
+        out,
+    )
+    span = json.loads(out[-1].split("\n")[-1])
+    assert span["end_ns"] == int(9.6e9 * 1e9) and span["duration_ms"] == 1e11
