@@ -30,7 +30,14 @@ from .events import (
     make_event,
 )
 from .otel import OtelView, check_otel_arguments, otlp_json, require_sdk
-from .records import EventBuilder, TraceIds, error_type_of, executable_of, extra_attributes
+from .records import (
+    USAGE_BY_CLASS,
+    EventBuilder,
+    TraceIds,
+    error_type_of,
+    executable_of,
+    extra_attributes,
+)
 from .subscribers import SubscriberDispatch
 
 if TYPE_CHECKING:
@@ -295,6 +302,13 @@ class TelemetryManager:
                 else:
                     canceled += 1
                 if keep:
+                    # a completed task of a class without token usage has no extra attributes:
+                    # known without a call (a third of the cost of its record)
+                    extra = (
+                        None
+                        if state is _DONE and USAGE_BY_CLASS.get(task.__class__) is False
+                        else extra_attributes(task)
+                    )
                     extend(
                         (
                             "E",
@@ -305,7 +319,7 @@ class TelemetryManager:
                             task.host,
                             task.worker,
                             error_type_of(task) if state is _FAILED else None,
-                            extra_attributes(task),
+                            extra,
                         )
                     )
         counts = self._counts

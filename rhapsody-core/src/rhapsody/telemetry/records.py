@@ -72,7 +72,8 @@ def error_type_of(task: BaseTask) -> str:
     return type(exc).__name__ if exc is not None else "unknown"
 
 
-_USAGE_BY_CLASS: dict[type, bool] = {}
+# whether tasks of a class carry ``usage``: filled by extra_attributes, read by the manager too
+USAGE_BY_CLASS: dict[type, bool] = {}
 
 
 def extra_attributes(task: Any) -> dict[str, Any] | None:
@@ -81,9 +82,9 @@ def extra_attributes(task: Any) -> dict[str, Any] | None:
     cls = task.__class__
     # whether tasks of this class carry ``usage``, asked once per class: reading a missing
     # attribute raises and catches an AttributeError, the dearest step of a task's end
-    has_usage = _USAGE_BY_CLASS.get(cls)
+    has_usage = USAGE_BY_CLASS.get(cls)
     if has_usage is None:
-        has_usage = _USAGE_BY_CLASS[cls] = hasattr(cls, "usage")
+        has_usage = USAGE_BY_CLASS[cls] = hasattr(cls, "usage")
     if not failed and not has_usage:
         return None
     extra: dict[str, Any] = {}
