@@ -18,17 +18,8 @@ from array import array
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from ..api.states import TaskState
-from .events import (
-    BaseEvent,
-    ResourceUpdate,
-    SessionEnded,
-    SessionStarted,
-    event_to_dict,
-    make_event,
-)
+from .events import BaseEvent, SessionEnded, SessionStarted, event_to_dict, make_event
 from .otel import OtelView, check_otel_arguments, otlp_json, require_sdk
 from .records import (
     USAGE_BY_CLASS,
@@ -39,11 +30,12 @@ from .records import (
     extra_attributes,
 )
 from .subscribers import SubscriberDispatch
+from .task_views import resource_event, run_time_stats, task_span_dicts
 
 if TYPE_CHECKING:
     from ..api.session import Session
     from ..api.task import BaseTask
-    from .sampling import ResourceSampler
+    from .sampling import ResourceSample, ResourceSampler
 
 log = logging.getLogger(__name__)
 
@@ -409,28 +401,7 @@ class TelemetryManager:
     def task_spans(self) -> list[dict[str, Any]]:
         """One plain dict per ended task: task_id, backend, executable, task_type, status,
         duration_seconds (submitted to ended), span_id, trace_id (and error_type)."""
-        out = []
-        trace = hex(self.ids.trace_id)
-        for seq, task in self._ended_pairs():
-            submitted, ended = task.submitted_at or 0.0, task.ended_at or 0.0
-            record: dict[str, Any] = {
-                "task_id": task.uid,
-                "backend": task.backend,
-                "executable": executable_of(task),
-                "task_type": type(task).__name__,
-                "status": {"DONE": "completed", "FAILED": "failed"}.get(
-                    task.state.value, "canceled"
-                ),
-                "duration_seconds": round(max(ended - submitted, 0.0), 6),
-                "span_id": hex(self.ids.task_span_id(seq)),
-                "trace_id": trace,
-            }
-            if task.state is _FAILED:
-                record["error_type"] = error_type_of(task)
-            if task.started_at is None:
-                record["incomplete_lifecycle"] = True
-            out.append(record)
-        return out
+        return task_span_dicts(self.ids, self._ended_pairs())
 
     def session_duration(self) -> float:
         if not self._started_at:
@@ -441,24 +412,11 @@ class TelemetryManager:
     def summary(self) -> dict[str, Any]:
         """Task counts, run-time statistics, session duration and the latest resource reading
         per backend and node, as plain values."""
-        durations = [
-            task.ended_at - task.started_at
-            for task in self._ended_tasks
-            if task.started_at is not None and task.ended_at is not None
-        ]
-        stats: dict[str, float] = {}
-        if durations:
-            stats = {
-                "total_seconds": round(sum(durations), 6),
-                "mean_seconds": round(sum(durations) / len(durations), 6),
-                "min_seconds": round(min(durations), 6),
-                "max_seconds": round(max(durations), 6),
-            }
         return {
             "session_id": self._session_id,
             "duration_seconds": self.session_duration(),
             "tasks": self.task_count(),
-            "duration": stats,
+            "duration": run_time_stats(self._ended_tasks),
             "resources": dict(self._last_resources),
         }
 
@@ -538,19 +496,10 @@ class TelemetryManager:
                     self._resource_event(backend, sample)
             await asyncio.sleep(self._poll_interval)
 
-    def _resource_event(self, backend: str, sample: Any) -> None:
-        # a sample has the event's resource fields, by name
-        fields = attrs.asdict(sample, recurse=False)
-        fields["attributes"] = dict(fields["attributes"])  # the event's own
-        event = make_event(ResourceUpdate, session_id=self._session_id, backend=backend, **fields)
-        if sample.gpu_id is None:
-            del fields["gpu_id"]
-            attributes = fields.pop("attributes")
-            self._last_resources[f"{backend}/{sample.node_id}"] = {
-                "backend": backend,
-                **fields,
-                **attributes,
-            }
+    def _resource_event(self, backend: str, sample: ResourceSample) -> None:
+        event, reading = resource_event(self._session_id, backend, sample)
+        if reading is not None:
+            self._last_resources[f"{backend}/{sample.node_id}"] = reading
             if self._otel is not None:
                 self._otel.record_resource(
                     backend,
