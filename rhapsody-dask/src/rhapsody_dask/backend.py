@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -23,7 +22,6 @@ import cloudpickle  # type: ignore[import-untyped]
 from distributed import Client, Future
 
 from rhapsody.api import (
-    BackendConfigurationError,
     BackendError,
     BaseTask,
     ComputeTask,
@@ -33,7 +31,6 @@ from rhapsody.api import (
     TaskTimeoutError,
 )
 from rhapsody.api.errors import task_label
-from rhapsody.api.validators import integer, real
 from rhapsody.backends import ExecutionBackend
 from rhapsody.backends.exit_status import describe_exit
 from rhapsody.backends.result_fields import set_result
@@ -41,6 +38,7 @@ from rhapsody.backends.task_output import store_output
 from rhapsody.resources import NodeResources, ResourceRequest, check_request
 
 from . import worker_side
+from .arguments import where_to_run
 from .connection import DaskConnection, connect
 from .options import check_options as check_dask_options
 from .options import placement, unsatisfiable
@@ -109,67 +107,19 @@ class DaskExecutionBackend(ExecutionBackend):
         connect_timeout: float = 30.0,
     ) -> None:
         super().__init__(name)
-        cls = "DaskExecutionBackend"
-        if isinstance(cluster, str):
-            if address is not None:
-                raise BackendConfigurationError(
-                    cls, "address", "no address= when cluster= is an address", address
-                )
-            cluster, address = None, cluster
-        if address is not None and (type(address) is not str or not address):
-            raise BackendConfigurationError(
-                cls, "address", "a scheduler address string ('tcp://host:8786')", address
-            )
-        seconds = real(connect_timeout)
-        if seconds is None or not 0 < seconds < math.inf:
-            raise BackendConfigurationError(
-                cls, "connect_timeout", "a finite number of seconds > 0", connect_timeout
-            )
-        connect_timeout = seconds
-        given = [
-            n
-            for n, v in (("cluster", cluster), ("client", client), ("address", address))
-            if v is not None
-        ]
-        if len(given) > 1:
-            raise BackendConfigurationError(cls, given[1], f"only one of {given}", "both")
-        if client is not None and not isinstance(client, Client):
-            raise BackendConfigurationError(cls, "client", "a distributed.Client", client)
-        if cluster is not None and not hasattr(cluster, "scheduler_address"):
-            raise BackendConfigurationError(
-                cls, "cluster", "a Dask cluster object or a scheduler address", cluster
-            )
-        if resources is not None and not isinstance(resources, dict):
-            raise BackendConfigurationError(
-                cls, "resources", "a dict of LocalCluster options", resources
-            )
-        for field, value in (("n_workers", n_workers), ("threads_per_worker", threads_per_worker)):
-            if value is not None and ((integer(value) or 0) < 1):
-                raise BackendConfigurationError(cls, field, "an integer >= 1", value)
-        n_workers = integer(n_workers)
-        threads_per_worker = integer(threads_per_worker)
-        if given and (resources or n_workers or threads_per_worker or memory_limit):
-            raise BackendConfigurationError(
-                cls,
-                "resources",
-                f"no LocalCluster options when {given[0]}= is given",
-                resources or {"n_workers": n_workers, "threads_per_worker": threads_per_worker},
-            )
-        self._cluster, self._client_arg, self._address = cluster, client, address
-        sizing = {
-            "n_workers": n_workers,
-            "threads_per_worker": threads_per_worker,
-            "memory_limit": memory_limit,
-        }
-        self._cluster_kwargs: dict[str, Any] = {
-            # Own clusters listen on loopback only and serve no dashboard unless asked.
-            "host": "127.0.0.1",
-            "dashboard_address": None,
-            "threads_per_worker": 1,
-            **(resources or {}),
-            **{k: v for k, v in sizing.items() if v is not None},
-        }
-        self._timeout = connect_timeout
+        where = where_to_run(
+            cluster=cluster,
+            client=client,
+            address=address,
+            resources=resources,
+            n_workers=n_workers,
+            threads_per_worker=threads_per_worker,
+            memory_limit=memory_limit,
+            connect_timeout=connect_timeout,
+        )
+        self._cluster, self._client_arg, self._address = where.cluster, where.client, where.address
+        self._cluster_kwargs: dict[str, Any] = dict(where.cluster_kwargs)
+        self._timeout = where.connect_timeout
         self._conn: DaskConnection | None = None
         self._token = uuid.uuid4().hex[:10]
         self._topic = f"rhapsody-running-{self._token}"
