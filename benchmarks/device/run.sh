@@ -69,4 +69,12 @@ phase "telemetry" 90 bench_telemetry.txt "$PYTHON" benchmarks/bench_telemetry.py
     --size "$TEL" --repeat "$R" --memory-size "$((TEL / 5))"
 phase "concurrent, 1M functions" 150 bench_concurrent_1m.txt "$PYTHON" \
     benchmarks/bench_concurrent.py --sizes "$F_BIG" --exe-size 0 --memory-size 0 --repeat 1
+# 3. where the driving process's CPU goes on this node (profiled, all threads): concurrent
+# executables (ours spent 1.4x raw's CPU per task here) and telemetry with its file
+P=("$PYTHON" benchmarks/profile_tasks.py)
+phase "profile: concurrent executables, ours" 60 profile.txt "${P[@]}" concurrent-exe --size "$EXE"
+phase "profile: concurrent executables, raw" 60 profile.txt "${P[@]}" concurrent-exe --size "$EXE" --raw
+phase "profile: telemetry with its file" 60 profile.txt "${P[@]}" telemetry --size "$((TEL / 5))"
+phase "profile: telemetry, OpenTelemetry only" 60 profile.txt "${P[@]}" telemetry \
+    --size "$((TEL / 5))" --no-file
 echo "total: $(($(date +%s) - start))s" >>"$OUT/env.txt"
