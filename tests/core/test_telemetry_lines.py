@@ -183,3 +183,26 @@ def test_a_time_past_the_year_2255_still_gives_whole_nanoseconds() -> None:
     )
     span = json.loads(out[-1].split("\n")[-1])
     assert span["end_ns"] == int(9.6e9 * 1e9) and span["duration_ms"] == 1e11
+
+
+def test_times_of_another_number_type_are_written_as_numbers() -> None:
+    # a third-party backend may stamp NumPy floats (whose repr is "np.float64(...)")
+    import numpy as np
+
+    lines = CheckpointLines("s", TraceIds.new())
+    out: list[str] = []
+    t = np.float64(T0 + 0.25)
+    lines.add_all(
+        [
+            ("S", 0, "t", "b", "ComputeTask", "f", t),
+            ("R", 0, t + 1, "host", "w"),
+            ("E", 0, "DONE", t + 3, t + 1, "host", "w", None, None),
+        ],
+        T0 + 9,
+        out,
+    )
+    parsed = [json.loads(line) for entry in out for line in entry.split("\n")]
+    started, completed, span = parsed[3], parsed[4], parsed[5]
+    assert parsed[0]["event_time"] == T0 + 0.25 and started["event_time"] == T0 + 1.25
+    assert completed["event_time"] == T0 + 3.25 and completed["duration_seconds"] == 2.0
+    assert span["end_time_s"] == T0 + 3.25 and span["attributes"]["run_seconds"] == 2.0

@@ -53,6 +53,12 @@ except ImportError:  # pragma: no cover - the extra is installed wherever tests 
 def _num(value: float | None) -> str:
     if value is None:
         return "null"
+    if value.__class__ is not float and value.__class__ is not int:
+        # a number of another type (a backend's NumPy float: its repr is "np.float64(...)")
+        try:
+            value = float(value)
+        except (TypeError, ValueError, OverflowError):
+            return "null"
     text = repr(value)
     # nan/inf are not JSON; an int (a test's clock, say) is fine as it is
     return text if text[-1].isdigit() else "null"
