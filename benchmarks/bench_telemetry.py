@@ -105,9 +105,10 @@ def theirs(python: str, kind: str, n: int) -> dict[str, Any]:
     script = os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "bench_telemetry_rhapsody_py.py"
     )
-    out = subprocess.run(
-        [python, script, kind, str(n)], capture_output=True, text=True, check=True, cwd="/tmp"
-    )
+    with tempfile.TemporaryDirectory(prefix="rhapsody-bench-") as cwd:  # its session dir goes
+        out = subprocess.run(
+            [python, script, kind, str(n)], capture_output=True, text=True, check=True, cwd=cwd
+        )
     return dict(json.loads(out.stdout.splitlines()[-1]))
 
 

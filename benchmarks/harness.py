@@ -7,6 +7,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 from typing import Any
 
 
@@ -17,14 +18,17 @@ def measure(
     env = dict(os.environ)
     if contender == "rhapsody-py":  # keep our checkout off its path
         env.pop("PYTHONPATH", None)
-    out = subprocess.run(
-        [python, os.path.abspath(script), "one", contender, kind, str(n)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        cwd="/tmp",
-    )
+    # in a directory of its own, removed after: what a run leaves in its working directory
+    # (rhapsody-py makes a session directory there) does not pile up
+    with tempfile.TemporaryDirectory(prefix="rhapsody-bench-") as cwd:
+        out = subprocess.run(
+            [python, os.path.abspath(script), "one", contender, kind, str(n)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            cwd=cwd,
+        )
     if out.returncode != 0:
         raise RuntimeError(f"{contender}/{kind}/{n} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])

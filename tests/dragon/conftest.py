@@ -7,7 +7,9 @@ Outside the launcher they fail at once (that is a setup error, not something to 
 
 from __future__ import annotations
 
+import glob
 import os
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 
 import cloudpickle
@@ -48,13 +50,21 @@ def _marked() -> list[int]:
     return found
 
 
+def backend_directories() -> set[str]:
+    """The backends' own output directories (``{tmp}/rhapsody-{12 hex digits}-*``)."""
+    pattern = os.path.join(tempfile.gettempdir(), "rhapsody-" + "[0-9a-f]" * 12 + "-*")
+    return set(glob.glob(pattern))
+
+
 @pytest.fixture(autouse=True)
 def nothing_left_behind() -> Iterator[None]:
-    """Every test ends with no process of any backend left on the node."""
+    """Every test ends with no process of any backend left on the node, and no directory."""
+    directories = backend_directories()
     yield
     assert wait_until(lambda: not backend_processes(), timeout=15), (
         f"processes left behind: {backend_processes()}"
     )
+    assert backend_directories() <= directories, "a backend's directory was left behind"
 
 
 @pytest.fixture

@@ -4,10 +4,12 @@ shutdown with work in flight, and the backend outside the launcher."""
 from __future__ import annotations
 
 import asyncio
+import glob
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 
 from rhapsody.api import (
     BackendError,
@@ -146,3 +148,46 @@ def test_under_plain_python_the_backend_says_to_use_the_launcher(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert "BackendError:" in out.stdout and "dragon my_workflow.py" in out.stdout
+
+
+async def test_a_start_that_fails_midway_leaves_nothing_and_a_later_await_starts_afresh(
+    monkeypatch,
+):
+    from rhapsody_dragon.function_pool import FunctionPool
+
+    spawn, spawned = FunctionPool._spawn, []
+
+    def spawn_once_then_fail(pool):
+        if spawned:
+            raise OSError("no more processes")
+        spawned.append(1)
+        spawn(pool)
+
+    monkeypatch.setattr(FunctionPool, "_spawn", spawn_once_then_fail)
+    backend = DragonExecutionBackendV3(num_workers=2, name="dragon_failing_start")
+    left = os.path.join(tempfile.gettempdir(), f"{backend._token}-*")  # its own directory
+    try:
+        try:
+            await backend
+        except OSError as error:
+            assert "no more processes" in str(error)
+        else:
+            raise AssertionError("the start did not fail")
+        assert spawned and not glob.glob(left), "the started worker or directory was left"
+        assert wait_until(lambda: not owner_pids_of(backend), timeout=15)
+        monkeypatch.setattr(FunctionPool, "_spawn", spawn)
+        await backend  # the retry starts from nothing
+        (task,) = [ComputeTask(function=payloads.add, args=(2, 3))]
+        async with Session(backends=[backend]) as session:
+            await session.submit_tasks([task])
+            await session.wait_tasks([task], timeout=60)
+        assert task.state is TaskState.DONE and task.return_value == 5
+    finally:
+        await backend.shutdown()
+    assert not glob.glob(left)
+
+
+def owner_pids_of(backend) -> list[int]:
+    from rhapsody_dragon.worker_side import MARK_BACKEND, marked_pids
+
+    return [p for p in marked_pids(backend._token, MARK_BACKEND) if pid_alive(p)]

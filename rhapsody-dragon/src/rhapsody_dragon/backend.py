@@ -148,10 +148,20 @@ class DragonExecutionBackendV3(ExecutionBackend):
         try:
             await in_own_thread(self._start, START_TIMEOUT, "rhapsody-dragon-start")
         except TimeoutError:
+            # the start is still waiting on Dragon: what it made cannot be undone under it
             raise BackendError(
                 f"backend {self.name!r}: the Dragon runtime did not answer within "
                 f"{START_TIMEOUT}s while the backend started"
             ) from None
+        except BaseException:
+            # Nobody holds a backend whose start failed (``await Backend()`` raised): what the
+            # start made -- workers, threads, queue, directory -- goes now, and a later await
+            # starts afresh.
+            await self._stop_bounded()
+            self._pool = self._launcher = self._reaper = self._reader = None
+            self._outq, self._out_dir = None, None
+            self._stopping = threading.Event()
+            raise
 
     def _start(self) -> None:
         with GS_LOCK:
@@ -402,21 +412,24 @@ class DragonExecutionBackendV3(ExecutionBackend):
             )
 
     def _stop(self) -> None:
-        assert self._pool is not None and self._launcher is not None and self._reaper is not None
-        # A process killed while putting on the result queue may hold its channel's lock:
-        # destroying it would then hang Dragon (see FunctionPool.stop); it goes with the runtime.
-        clean = self._launcher.stop()
-        clean = self._pool.stop() and clean
-        self._reaper.stop()
-        # Whatever the backend started on this node and is still alive (a grandchild, say).
-        kill_marked(self._token, MARK_BACKEND)
-        self._stopping.set()
-        if self._reader is not None:
-            self._reader.join(10)
-        if clean:
-            destroy_queue(self._outq)
-        if self._out_dir is not None:
-            shutil.rmtree(self._out_dir, ignore_errors=True)
+        """Stop what :meth:`_start` made, all or part of it (a start that failed midway)."""
+        try:
+            # A process killed while putting on the result queue may hold its channel's lock:
+            # destroying it would hang Dragon (see FunctionPool.stop): it goes with the runtime.
+            clean = self._launcher.stop() if self._launcher is not None else True
+            clean = (self._pool.stop() if self._pool is not None else True) and clean
+            if self._reaper is not None:
+                self._reaper.stop()
+            # Whatever the backend started on this node and is still alive (a grandchild, say).
+            kill_marked(self._token, MARK_BACKEND)
+            self._stopping.set()
+            if self._reader is not None and self._reader.is_alive():
+                self._reader.join(10)
+            if clean and self._outq is not None:
+                destroy_queue(self._outq)
+        finally:
+            if self._out_dir is not None:
+                shutil.rmtree(self._out_dir, ignore_errors=True)
 
 
 async def in_own_thread(call: Any, timeout: float, name: str) -> Any:
