@@ -10,6 +10,8 @@ import time
 from rhapsody.api import BackendError, ComputeTask, Session, TaskState
 from rhapsody.backends.execution import DaskExecutionBackend
 
+from ..conftest import child_pids, wait_until
+
 
 def exit_hard() -> None:
     os._exit(7)
@@ -125,3 +127,36 @@ async def test_a_callable_object_reaches_each_task_as_it_was_sent(process_cluste
             await session.submit_tasks(tasks)
             await session.wait_tasks(tasks, timeout=120)
             assert [t.return_value for t in tasks] == [1] * 6
+
+
+async def test_a_start_that_fails_after_its_cluster_started_closes_it(
+    monkeypatch, no_stray_children
+):
+    from distributed import Client
+
+    ask = Client.run_on_scheduler
+
+    async def refused(self, *args, **kwargs):
+        raise OSError("the scheduler hung up")
+
+    monkeypatch.setattr(Client, "run_on_scheduler", refused)
+    before = child_pids()
+    backend = DaskExecutionBackend(n_workers=1)  # its own LocalCluster: worker processes
+    try:
+        await backend
+    except OSError as error:
+        assert "hung up" in str(error)
+    else:
+        raise AssertionError("the start did not fail")
+    assert backend.cluster is None  # closed, and forgotten: its worker process too
+    assert wait_until(lambda: not (child_pids() - before), timeout=15), child_pids() - before
+    monkeypatch.setattr(Client, "run_on_scheduler", ask)
+    await backend  # a later await starts afresh
+    try:
+        task = ComputeTask(function=nap, args=(0.0,))
+        async with Session(backends=[backend]) as session:
+            await session.submit_tasks([task])
+            await session.wait_tasks([task], timeout=60)
+        assert task.state is TaskState.DONE
+    finally:
+        await backend.shutdown()

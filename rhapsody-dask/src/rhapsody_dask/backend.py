@@ -152,8 +152,15 @@ class DaskExecutionBackend(ExecutionBackend):
             declare_own_workers(self._cluster_kwargs),
             self._timeout,
         )
-        self._offered = await self.client.run_on_scheduler(worker_side.worker_resources)
-        self._conn.client.subscribe_topic(self._topic, self._on_event)
+        try:
+            self._offered = await self.client.run_on_scheduler(worker_side.worker_resources)
+            self._conn.client.subscribe_topic(self._topic, self._on_event)
+        except BaseException:
+            # nobody holds a backend whose start failed: the cluster and client it made (not
+            # one it was given) are closed now, and a later await connects afresh
+            conn, self._conn = self._conn, None
+            await asyncio.shield(conn.close())
+            raise
         self._sweeper = asyncio.ensure_future(self._sweep())
 
     # -- submission -------------------------------------------------------------------------------
