@@ -21,6 +21,7 @@ from rhapsody.api import ComputeTask, Session, SessionError, TaskState
 from rhapsody.backends import ConcurrentExecutionBackend
 
 from ..conftest import pid_alive, wait_until
+from .fakes import ManualBackend
 
 # Not fork: a pool forking from a process that runs threads can hang a worker at start
 # (the backend warns about it; seen in this suite under load).
@@ -266,3 +267,28 @@ def test_ctrl_c_ends_the_workflow_promptly_and_leaves_nothing(tmp_path, with_clo
     if with_close:
         assert "states ['CANCELED']" in out, (out, err[-2000:])
     assert wait_until(lambda: not any(p.is_running() and p.status() != "zombie" for p in tree), 5)
+
+
+class _FailingStart(ManualBackend):
+    async def initialize(self) -> None:
+        await asyncio.sleep(0.01)
+        raise OSError("no allocation")
+
+
+class _SlowStart(ManualBackend):
+    async def initialize(self) -> None:
+        await asyncio.sleep(0.3)  # still starting when the other one failed
+
+
+async def test_a_session_whose_backend_fails_to_start_shuts_the_others_down():
+    slow, failing = _SlowStart("slow"), _FailingStart("failing")
+    session = Session(backends=[slow, failing])
+    try:
+        async with session:
+            raise AssertionError("the session started")
+    except OSError as error:
+        assert "no allocation" in str(error)
+    # the slow one had finished starting, then was shut down: nothing of it runs on
+    assert slow.initialized and slow.shut_down and failing.shut_down
+    with pytest.raises(SessionError, match="closed"):
+        await session.submit_tasks([ComputeTask(executable="/bin/true")])

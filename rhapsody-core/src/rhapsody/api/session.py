@@ -154,7 +154,14 @@ class Session:
         if self._started:
             return self
         self.loop = asyncio.get_running_loop()
-        await asyncio.gather(*(b._ensure_initialized() for b in self.backends.values()))
+        # Every backend's start settles before a failure is raised: one still starting could
+        # not be shut down (a close would find nothing to stop, and it would start after).
+        started = await asyncio.gather(
+            *(b._ensure_initialized() for b in self.backends.values()), return_exceptions=True
+        )
+        failed = [r for r in started if isinstance(r, BaseException)]
+        if failed:
+            raise failed[0]
         if self.progress:
             from ..telemetry.plugin import observe
             from ..telemetry.progress import SessionProgress
@@ -234,7 +241,13 @@ class Session:
         return telemetry
 
     async def __aenter__(self) -> Session:
-        return await self.start()
+        try:
+            return await self.start()
+        except BaseException:
+            # ``async with`` leaves no handle on a session that failed to start: it closes
+            # here, and the backends that did start shut down
+            await self.close()
+            raise
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
