@@ -11,6 +11,7 @@ from time import monotonic as _monotonic
 from typing import TYPE_CHECKING, Any
 
 from .clock import WALL_OFFSET as _WALL_OFFSET
+from .closing import await_closing_hooks, shut_down_backends
 from .dict_tasks import write_back
 from .errors import (
     SessionError,
@@ -480,17 +481,7 @@ class Session:
         if self._closed:
             return
         self._closed = True
-        for backend in self.backends.values():
-            try:
-                # asyncio.timeout, not wait_for: in Python 3.11 wait_for can lose a cancel
-                async with asyncio.timeout(self.shutdown_timeout):
-                    await backend.shutdown()
-            except TimeoutError:
-                log.error(
-                    "backend %r did not shut down within %ss", backend.name, self.shutdown_timeout
-                )
-            except Exception as exc:  # noqa: BLE001 - shut down the others regardless
-                log.error("backend %r failed to shut down: %s", backend.name, exc)
+        await shut_down_backends(self.backends.values(), self.shutdown_timeout)
         for backend in self.backends.values():
             backend._closed = True
         self._cancel_unfinished(self.tasks.values(), "the session was closed")
@@ -503,28 +494,8 @@ class Session:
         self._cancel_unfinished(self.tasks.values(), "the session was closed")
         if self._started:
             self._flush_changes()
-            await self._await_closing_hooks()
+            await await_closing_hooks(self._host.pm.hook, self, self.shutdown_timeout)
             self._host.pm.hook.rhapsody_session_close(session=self)
-
-    async def _await_closing_hooks(self) -> None:
-        try:
-            pending = [
-                asyncio.ensure_future(a)
-                for a in self._host.pm.hook.rhapsody_session_closing(session=self)
-                if a is not None
-            ]
-        except Exception:  # a plugin's bug must not keep the session open
-            log.exception("a rhapsody plugin's session-closing hook raised")
-            return
-        if not pending:
-            return
-        done, late = await asyncio.wait(pending, timeout=self.shutdown_timeout)
-        for fut in late:
-            fut.cancel()
-            log.error("a plugin did not finish closing within %ss", self.shutdown_timeout)
-        for fut in done:
-            if not fut.cancelled() and fut.exception() is not None:
-                log.error("a plugin failed while the session closed: %r", fut.exception())
 
     def _cancel_unfinished(self, tasks: Iterable[BaseTask], reason: str) -> None:
         for task in list(tasks):
