@@ -292,3 +292,19 @@ async def test_a_session_whose_backend_fails_to_start_shuts_the_others_down():
     assert slow.initialized and slow.shut_down and failing.shut_down
     with pytest.raises(SessionError, match="closed"):
         await session.submit_tasks([ComputeTask(executable="/bin/true")])
+
+
+class _HungStart(ManualBackend):
+    async def initialize(self) -> None:
+        await asyncio.Event().wait()  # a third-party backend whose start never ends
+
+
+async def test_a_backend_that_never_starts_does_not_hold_a_failed_start_for_ever(caplog):
+    hung, failing = _HungStart("hung"), _FailingStart("failing")
+    session = Session(backends=[hung, failing])
+    session.shutdown_timeout = 0.3
+    with pytest.raises(OSError, match="no allocation"):
+        async with asyncio.timeout(30):
+            await session.__aenter__()
+    assert "'hung' was still starting 0.3s after another one failed" in caplog.text
+    assert session.closed

@@ -1,6 +1,6 @@
-"""The bounded steps of ``Session.close()``: each backend's shutdown, then the plugins' closing
-hooks, each given ``shutdown_timeout`` seconds; what takes longer or fails is logged and left,
-never raised (closing must reach its end)."""
+"""The bounded steps of a session's start and close: the backends' starts, each backend's
+shutdown, then the plugins' closing hooks. At close each gets ``shutdown_timeout`` seconds; what
+takes longer or fails is logged and left, never raised (closing must reach its end)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,30 @@ if TYPE_CHECKING:
     from ..backends.base import Backend
 
 log = logging.getLogger("rhapsody.api.session")
+
+
+async def start_backends(backends: list[Backend], timeout: float) -> None:
+    """Initialise the backends together. When one fails, the others' starts get ``timeout``
+    more seconds to settle before its error is raised: a backend still starting could not be
+    shut down (a close would find nothing to stop, and it would come up after)."""
+    starts = [asyncio.ensure_future(b._ensure_initialized()) for b in backends]
+    if not starts:
+        return
+    done, pending = await asyncio.wait(starts, return_when=asyncio.FIRST_EXCEPTION)
+    failed = [s for s in starts if s in done and s.exception() is not None]
+    if not failed:
+        return
+    if pending:
+        _, late = await asyncio.wait(pending, timeout=timeout)
+        for start in late:
+            name = backends[starts.index(start)].name
+            log.error("backend %r was still starting %ss after another one failed", name, timeout)
+    for start in starts:  # every error retrieved: only the first is raised
+        if start.done() and not start.cancelled():
+            start.exception()
+    error = failed[0].exception()
+    assert error is not None
+    raise error
 
 
 async def shut_down_backends(backends: Iterable[Backend], timeout: float) -> None:

@@ -11,7 +11,7 @@ from time import monotonic as _monotonic
 from typing import TYPE_CHECKING, Any
 
 from .clock import WALL_OFFSET as _WALL_OFFSET
-from .closing import await_closing_hooks, shut_down_backends
+from .closing import await_closing_hooks, shut_down_backends, start_backends
 from .dict_tasks import write_back
 from .errors import (
     SessionError,
@@ -155,14 +155,7 @@ class Session:
         if self._started:
             return self
         self.loop = asyncio.get_running_loop()
-        # Every backend's start settles before a failure is raised: one still starting could
-        # not be shut down (a close would find nothing to stop, and it would start after).
-        started = await asyncio.gather(
-            *(b._ensure_initialized() for b in self.backends.values()), return_exceptions=True
-        )
-        failed = [r for r in started if isinstance(r, BaseException)]
-        if failed:
-            raise failed[0]
+        await start_backends(list(self.backends.values()), self.shutdown_timeout)
         if self.progress:
             from ..telemetry.plugin import observe
             from ..telemetry.progress import SessionProgress
