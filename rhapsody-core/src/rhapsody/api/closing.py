@@ -23,7 +23,7 @@ async def start_backends(backends: list[Backend], timeout: float) -> None:
     if not starts:
         return
     done, pending = await asyncio.wait(starts, return_when=asyncio.FIRST_EXCEPTION)
-    failed = [s for s in starts if s in done and s.exception() is not None]
+    failed = [s for s in starts if s in done and (s.cancelled() or s.exception() is not None)]
     if not failed:
         return
     if pending:
@@ -34,6 +34,8 @@ async def start_backends(backends: list[Backend], timeout: float) -> None:
     for start in starts:  # every error retrieved: only the first is raised
         if start.done() and not start.cancelled():
             start.exception()
+    if failed[0].cancelled():
+        raise asyncio.CancelledError(f"backend {backends[starts.index(failed[0])].name!r}")
     error = failed[0].exception()
     assert error is not None
     raise error
