@@ -206,3 +206,30 @@ def test_times_of_another_number_type_are_written_as_numbers() -> None:
     assert parsed[0]["event_time"] == T0 + 0.25 and started["event_time"] == T0 + 1.25
     assert completed["event_time"] == T0 + 3.25 and completed["duration_seconds"] == 2.0
     assert span["end_time_s"] == T0 + 3.25 and span["attributes"]["run_seconds"] == 2.0
+
+
+def test_without_orjson_the_file_holds_the_same_lines() -> None:
+    # orjson comes with the telemetry extra; a user who installed the SDK alone still gets
+    # the file, numbers by repr
+    code = (
+        "import sys, json\n"
+        "sys.modules['orjson'] = None  # not importable\n"
+        "from rhapsody.telemetry import lines\n"
+        "from rhapsody.telemetry.trace_ids import TraceIds\n"
+        "assert lines.numbers_text is lines._numbers_by_repr\n"
+        "out = []\n"
+        "lines.CheckpointLines('s', TraceIds.new()).add_all([\n"
+        "    ('S', 0, 't', 'b', 'ComputeTask', 'f', 1700000000.5),\n"
+        "    ('R', 0, 1700000001.25, 'h', 'w'),\n"
+        "    ('E', 0, 'DONE', 1700000003.75, 1700000001.25, 'h', 'w', None, None),\n"
+        "], 1700000009.0, out)\n"
+        "print('\\n'.join(out))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    parsed = [json.loads(line) for line in done.stdout.splitlines()]
+    completed, span = parsed[4], parsed[5]
+    assert completed["event_type"] == "TaskCompleted" and completed["duration_seconds"] == 2.5
+    assert span["end_time_s"] == 1700000003.75 and span["duration_ms"] == 3250.0
+    assert span["attributes"]["queue_seconds"] == 0.75
