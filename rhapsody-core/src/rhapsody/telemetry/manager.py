@@ -21,14 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..api.states import TaskState
 from .events import BaseEvent, SessionEnded, SessionStarted, event_to_dict, make_event
 from .otel import OtelView, check_otel_arguments, otlp_json, require_sdk
-from .records import (
-    USAGE_BY_CLASS,
-    EventBuilder,
-    TraceIds,
-    error_type_of,
-    executable_of,
-    extra_attributes,
-)
+from .records import EventBuilder, TraceIds, error_type_of, executable_of, extra_attributes
 from .subscribers import SubscriberDispatch
 from .task_views import resource_event, run_time_stats, task_span_dicts
 
@@ -294,13 +287,6 @@ class TelemetryManager:
                 else:
                     canceled += 1
                 if keep:
-                    # a completed task of a class without token usage has no extra attributes:
-                    # known without a call (a third of the cost of its record)
-                    extra = (
-                        None
-                        if state is _DONE and USAGE_BY_CLASS.get(task.__class__) is False
-                        else extra_attributes(task)
-                    )
                     extend(
                         (
                             "E",
@@ -311,7 +297,7 @@ class TelemetryManager:
                             task.host,
                             task.worker,
                             error_type_of(task) if state is _FAILED else None,
-                            extra,
+                            extra_attributes(task),
                         )
                     )
         counts = self._counts

@@ -72,19 +72,20 @@ def error_type_of(task: BaseTask) -> str:
     return type(exc).__name__ if exc is not None else "unknown"
 
 
-# whether tasks of a class carry ``usage``: filled by extra_attributes, read by the manager too
-USAGE_BY_CLASS: dict[type, bool] = {}
+_USAGE_BY_CLASS: dict[type, bool] = {}
+_FAILED = TaskState.FAILED  # an enum member looked up once, not per task
 
 
 def extra_attributes(task: Any) -> dict[str, Any] | None:
     """Figures only some tasks have: a failure's message, an inference request's tokens."""
-    failed = task.state is TaskState.FAILED
-    cls = task.__class__
     # whether tasks of this class carry ``usage``, asked once per class: reading a missing
     # attribute raises and catches an AttributeError, the dearest step of a task's end
-    has_usage = USAGE_BY_CLASS.get(cls)
+    has_usage = _USAGE_BY_CLASS.get(task.__class__)
+    failed = task.state is _FAILED
+    if has_usage is False and not failed:  # the common case: one look-up, one comparison
+        return None
     if has_usage is None:
-        has_usage = USAGE_BY_CLASS[cls] = hasattr(cls, "usage")
+        has_usage = _USAGE_BY_CLASS[task.__class__] = hasattr(task.__class__, "usage")
     if not failed and not has_usage:
         return None
     extra: dict[str, Any] = {}
