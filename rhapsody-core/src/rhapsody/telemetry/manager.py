@@ -155,7 +155,7 @@ class TelemetryManager:
         self.emit(self._start_event)
 
     def _open_checkpoint(self) -> None:
-        from .writer import CheckpointWriter
+        from .writer_pipe import CheckpointWriter
 
         directory = self._checkpoint_dir
         assert directory is not None
@@ -174,7 +174,9 @@ class TelemetryManager:
                 f"{directory!r} ({exc.strerror or exc})"
             ) from exc
         self.checkpoint_file = path
-        self._writer = CheckpointWriter(path, self._session_id, self.ids.as_tuple())
+        self._writer = CheckpointWriter(
+            path, self._session_id, self.ids.as_tuple(), asyncio.get_running_loop()
+        )
 
     async def stop(self, timeout: float = 60.0) -> None:
         """Emit ``SessionEnded``, deliver every event, complete the file. Idempotent."""
@@ -214,7 +216,7 @@ class TelemetryManager:
         self._export_spans(final=True)
         closing = []
         if writer is not None:
-            closing.append(asyncio.to_thread(writer.close, timeout))
+            closing.append(writer.close(timeout))
         if dispatch is not None:
             closing.append(asyncio.to_thread(dispatch.close, timeout))
         results = await asyncio.gather(*closing)
