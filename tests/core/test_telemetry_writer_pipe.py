@@ -119,3 +119,21 @@ async def test_the_pipe_is_widened_to_a_mebibyte_where_allowed(tmp_path) -> None
         assert fcntl.fcntl(writer._fd, fcntl.F_GETPIPE_SZ) == min(allowed, 1 << 20)
     finally:
         assert await writer.close(60)
+
+
+async def test_records_left_unsent_at_close_make_it_report_failure(tmp_path, caplog) -> None:
+    # A writer that takes its time, then exits cleanly having read only part of the records:
+    # the file is short, and close() must say so rather than report a clean finish.
+    caplog.set_level(logging.ERROR)
+    writer = await open_writer(tmp_path)
+    process = writer._proc
+    os.kill(process.pid, signal.SIGSTOP)
+    writer.send(event_records(0, 2000))
+    assert writer._pending
+    process.wait = lambda timeout=None: 0  # type: ignore[method-assign]  # "exited cleanly"
+    try:
+        assert not await writer.close(0.5)
+        assert "did not take all records" in caplog.text
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        os.waitpid(process.pid, 0)

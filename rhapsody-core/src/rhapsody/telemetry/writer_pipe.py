@@ -79,7 +79,8 @@ class CheckpointWriter:
         if not records or self.failed or self._closed:
             return  # after close the descriptor's number may be another file's
         if threading.get_ident() != self._loop_thread:
-            self._loop.call_soon_threadsafe(self.send, records)
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nothing to send with
+                self._loop.call_soon_threadsafe(self.send, records)
             return
         frame = pickle.dumps(records, pickle.HIGHEST_PROTOCOL)
         pending = self._pending
@@ -114,12 +115,19 @@ class CheckpointWriter:
         False (and the process killed) if it took longer."""
         deadline = time.monotonic() + timeout
         self._closed = True
+        complete = True
         if self._pending and not self.failed:
             self._drained = self._loop.create_future()
             try:
-                await asyncio.wait_for(asyncio.shield(self._drained), timeout)
+                await asyncio.wait_for(self._drained, timeout)
             except TimeoutError:
-                pass
+                # the writer finishes the file with what it got; the caller learns it is short
+                complete = False
+                log.error(
+                    "the telemetry writer for %s did not take all records within %ss",
+                    self.path,
+                    timeout,
+                )
         if self._watching:
             self._loop.remove_writer(self._fd)
             self._watching = False
@@ -137,7 +145,7 @@ class CheckpointWriter:
         if code != 0:
             log.error("the telemetry writer for %s exited with code %s", self.path, code)
             return False
-        return not self.failed
+        return complete and not self.failed
 
 
 def _widen_pipe(fd: int) -> None:
