@@ -336,3 +336,27 @@ async def test_a_process_pool_that_forks_is_warned_about(caplog):
     finally:
         await forking.shutdown()
         await spawning.shutdown()
+
+
+async def test_a_completion_that_raises_fails_its_task_and_the_pool_queue_goes_on(
+    monkeypatch, no_stray_children
+):
+    from rhapsody.backends.concurrent import process_pool
+
+    real_set_result = process_pool.set_result
+
+    def set_result(task, name, value):
+        if name == "return_value" and value in (4, 5):  # a bug met completing two tasks
+            raise RuntimeError("completion bug")
+        real_set_result(task, name, value)
+
+    monkeypatch.setattr(process_pool, "set_result", set_result)
+    tasks = [ComputeTask(function=add, args=(i, 1)) for i in range(8)]
+    # one worker, two in flight: the rest wait in the dispatcher's queue behind the bad ones
+    await asyncio.wait_for(
+        run(tasks, executor=ProcessPoolExecutor(max_workers=1, mp_context=SPAWN)), 60
+    )
+    assert [t.state for t in tasks].count(TaskState.DONE) == 6
+    for bad in tasks[3:5]:
+        assert bad.state is TaskState.FAILED and isinstance(bad.exception, BackendError)
+        assert "completion bug" in str(bad.exception) and bad.uid in str(bad.exception)

@@ -131,3 +131,26 @@ def test_pidfds_work_where_the_os_has_them():
             assert pidfds_work() is True
             return
     assert pidfds_work() in (True, False)  # a sandbox may emulate an older kernel
+
+
+async def test_a_process_the_loop_cannot_watch_fails_and_the_queue_goes_on(
+    work_dir, monkeypatch, no_stray_children
+):
+    if not pidfds_work():
+        pytest.skip("no pidfds on this OS (Linux >= 5.3 has them): only the fallback runs")
+    loop = asyncio.get_running_loop()
+
+    def refuse(fd, callback, *args):
+        raise OSError(1, "Operation not permitted")  # what epoll says of a descriptor it refuses
+
+    backend = await ConcurrentExecutionBackend(max_processes=1)
+    async with Session(backends=[backend]) as session:
+        monkeypatch.setattr(loop, "add_reader", refuse)
+        tasks = [ComputeTask(executable="/bin/sleep", arguments=["30"]) for _ in range(3)]
+        await session.submit_tasks(tasks)
+        # none is left running unwatched, and the one-at-a-time queue still drains
+        assert await asyncio.wait_for(session.wait_tasks(tasks), 20)
+        monkeypatch.undo()
+    for task in tasks:
+        assert task.state == TaskState.FAILED
+        assert "Operation not permitted" in str(task.exception)

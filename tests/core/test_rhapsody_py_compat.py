@@ -241,3 +241,26 @@ def test_discovery_and_registry_as_rhapsody_py_code_reads_them():
     assert isinstance(backend, ConcurrentExecutionBackend) and backend.name == "mine"
     with pytest.raises(ValueError, match="no backend named 'nope'"):
         rhapsody.get_backend("nope")
+
+
+async def test_a_raising_callback_outside_a_session_loses_no_state(caplog):
+    from rhapsody.backends import ConcurrentExecutionBackend
+
+    backend = await ConcurrentExecutionBackend()
+    seen = []
+
+    def broken(task, state):
+        raise ValueError("callback bug")
+
+    backend.register_callback(broken)  # first: the one after it must still be called
+    backend.register_callback(lambda task, state: seen.append((task.uid, str(state))))
+    tasks = [rhapsody.ComputeTask(function=square, args=(i,), uid=f"cb.{i}") for i in range(5)]
+    await backend.submit_tasks(tasks)
+    for _ in range(500):
+        if all(t.state == "DONE" for t in tasks):
+            break
+        await asyncio.sleep(0.01)
+    await backend.shutdown()
+    assert [t.return_value for t in tasks] == [0, 1, 4, 9, 16]
+    assert sorted(seen) == sorted((f"cb.{i}", s) for i in range(5) for s in ("RUNNING", "DONE"))
+    assert "callback bug" in caplog.text

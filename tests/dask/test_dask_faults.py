@@ -160,3 +160,26 @@ async def test_a_start_that_fails_after_its_cluster_started_closes_it(
         assert task.state is TaskState.DONE
     finally:
         await backend.shutdown()
+
+
+async def test_a_completion_that_raises_fails_its_task_and_strands_none(
+    process_cluster, monkeypatch
+):
+    backend = await DaskExecutionBackend(address=process_cluster.address)
+    real_store = backend._store_output
+
+    def store_output(task, out, err):
+        if task.uid.endswith("bad"):  # e.g. the disk filled up writing its captured output
+            raise OSError(28, "No space left on device")
+        real_store(task, out, err)
+
+    monkeypatch.setattr(backend, "_store_output", store_output)
+    async with Session(backends=[backend]) as session:
+        tasks = [ComputeTask(function=nap, args=(0.01,), uid=f"c.{i}") for i in range(6)]
+        tasks.insert(2, ComputeTask(function=nap, args=(0.01,), uid="c.bad"))
+        await session.submit_tasks(tasks)
+        assert await session.wait_tasks(tasks, timeout=120)
+    bad = tasks.pop(2)
+    assert bad.state is TaskState.FAILED and isinstance(bad.exception, BackendError)
+    assert "No space left on device" in str(bad.exception)
+    assert all(t.state is TaskState.DONE for t in tasks)

@@ -191,3 +191,24 @@ def owner_pids_of(backend) -> list[int]:
     from rhapsody_dragon.worker_side import MARK_BACKEND, marked_pids
 
     return [p for p in marked_pids(backend._token, MARK_BACKEND) if pid_alive(p)]
+
+
+async def test_a_completion_that_raises_fails_its_task_and_strands_none(session, monkeypatch):
+    from rhapsody_dragon import backend as dragon_backend
+
+    real_apply = dragon_backend.apply_call
+
+    def apply_call(task, outcome, task_dir):
+        if task.uid.endswith("bad"):  # a bug met while completing this one
+            raise RuntimeError("completion bug")
+        return real_apply(task, outcome, task_dir)
+
+    monkeypatch.setattr(dragon_backend, "apply_call", apply_call)
+    tasks = [ComputeTask(function=payloads.square, args=(i,)) for i in range(40)]
+    tasks[5] = ComputeTask(function=payloads.square, args=(5,), uid="dragon.bad")
+    await session.submit_tasks(tasks)
+    assert await session.wait_tasks(tasks, timeout=60)
+    bad = tasks.pop(5)
+    assert bad.state is TaskState.FAILED and isinstance(bad.exception, BackendError)
+    assert "completion bug" in str(bad.exception)
+    assert all(t.state is TaskState.DONE for t in tasks)

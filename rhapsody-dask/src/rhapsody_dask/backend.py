@@ -33,6 +33,7 @@ from rhapsody.api import (
 from rhapsody.api.errors import task_label
 from rhapsody.backends import ExecutionBackend
 from rhapsody.backends.exit_status import describe_exit
+from rhapsody.backends.inbox import failing_with
 from rhapsody.backends.result_fields import set_result
 from rhapsody.backends.task_output import store_output
 from rhapsody.resources import NodeResources, ResourceRequest, check_request
@@ -404,6 +405,13 @@ class DaskExecutionBackend(ExecutionBackend):
             self.report(task, _FAILED)
 
     def _complete(self, task: ComputeTask, result: Any) -> None:
+        try:
+            self._conclude(task, result)
+        except Exception as exc:  # its task ends FAILED, and the others still end
+            log.error("completing %s failed", task.uid, exc_info=exc)
+            failing_with(self.report)(task, exc)
+
+    def _conclude(self, task: ComputeTask, result: Any) -> None:
         if task.done:
             return
         if isinstance(result, BaseException):

@@ -40,7 +40,7 @@ from rhapsody.api import (
 from rhapsody.api.errors import task_label
 from rhapsody.api.validators import integer
 from rhapsody.backends import ExecutionBackend
-from rhapsody.backends.inbox import LoopInbox
+from rhapsody.backends.inbox import LoopInbox, failing_with
 from rhapsody.resources import NodeResources, RankSlot, ResourceRequest, SlotScheduler
 
 from .function_pool import FunctionPool
@@ -144,7 +144,11 @@ class DragonExecutionBackendV3(ExecutionBackend):
 
     async def initialize(self) -> None:
         require_runtime(self.name)
-        self._inbox = LoopInbox(asyncio.get_running_loop(), self._complete)
+        self._inbox = LoopInbox(
+            asyncio.get_running_loop(),
+            self._complete,
+            failing_with(lambda task, state: self.report(task, state)),
+        )
         try:
             await in_own_thread(self._start, START_TIMEOUT, "rhapsody-dragon-start")
         except TimeoutError:

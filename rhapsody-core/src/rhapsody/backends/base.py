@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import logging
 from collections.abc import Callable, Generator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -28,6 +29,8 @@ from ..compat.backend_methods import RhapsodyPyBackendMethods, StateCallback
 from ..resources.fit import check_request
 from ..resources.inventory import NodeResources
 from ..resources.request import ResourceRequest
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from ..api.session import Session
@@ -188,7 +191,10 @@ class Backend(RhapsodyPyBackendMethods, abc.ABC):
             return False
         task.state = state
         for callback in self.state_callbacks:
-            callback(task, state)
+            try:
+                callback(task, state)
+            except Exception:  # a callback's bug must not lose this change for the others
+                log.exception("a state callback of backend %r raised", self.name)
         return True
 
     def report_threadsafe(self, task: BaseTask, state: TaskState) -> None:

@@ -32,7 +32,7 @@ from ...resources.request import ResourceRequest
 from ...resources.slots import RankSlot, SlotScheduler
 from ..base import ExecutionBackend
 from ..exit_cleanup import stop_at_exit
-from ..inbox import LoopInbox
+from ..inbox import LoopInbox, failing_with
 from ..local_process import kill
 from ..result_fields import set_result
 from ..task_output import capture_paths
@@ -150,7 +150,7 @@ class ConcurrentExecutionBackend(ExecutionBackend):
 
     async def initialize(self) -> None:
         loop = self._loop = asyncio.get_running_loop()
-        self._inbox = LoopInbox(loop, self._deliver)
+        self._inbox = LoopInbox(loop, self._deliver, failing_with(self._deliver))
         if pidfds_work():  # executables watched from the loop; else a launcher thread each
             self._watched = LoopProcesses(
                 loop,
@@ -176,9 +176,11 @@ class ConcurrentExecutionBackend(ExecutionBackend):
         self._executor = executor
 
     def _deliver(self, task: ComputeTask, state: TaskState) -> None:
-        self.report(task, state)
-        if self._placements and state in _ENDED and self._dispatcher is not None:
-            self._release(task)  # a process-pool function: its worker is free again
+        try:
+            self.report(task, state)
+        finally:  # even if reporting raised: the slots must not stay taken
+            if self._placements and state in _ENDED and self._dispatcher is not None:
+                self._release(task)  # a process-pool function: its worker is free again
 
     # -- checks and submission --------------------------------------------------------------------
 

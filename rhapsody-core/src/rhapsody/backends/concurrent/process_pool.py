@@ -24,7 +24,7 @@ from ...api.errors import BackendError, task_label
 from ...api.states import TaskState
 from ...api.task import ComputeTask
 from .. import where
-from ..inbox import LoopInbox
+from ..inbox import LoopInbox, failing_with
 from ..process_tree import kill_tree
 from ..result_fields import set_result
 from .functions import call_pickled
@@ -91,7 +91,7 @@ class ProcessPoolDispatcher:
         self._deliver = deliver
         self._capture_paths = capture_paths
         self._on_new_pool = on_new_pool
-        self._inbox = LoopInbox(loop, self._completed)
+        self._inbox = LoopInbox(loop, self._completed, failing_with(deliver))
         self._queue: deque[ComputeTask] = deque()
         self._suspects: deque[ComputeTask] = deque()
         self._suspect_in_flight: ComputeTask | None = None
@@ -159,28 +159,32 @@ class ProcessPoolDispatcher:
         self._in_flight -= 1
         if self._suspect_in_flight is task:
             self._suspect_in_flight = None
+        try:
+            self._conclude(task, future, pool)
+        finally:  # whatever happened to this one, the queue behind it moves on
+            if task.done:
+                self._strikes.pop(task, None)
+                self._futures.pop(task, None)
+            self._pump()
+
+    def _conclude(self, task: ComputeTask, future: Future[Any], pool: ProcessPoolExecutor) -> None:
         if future.cancelled():
-            pass  # canceled before it started; the session ended the task
+            return  # canceled before it started; the session ended the task
+        error = future.exception()
+        if isinstance(error, BrokenProcessPool):
+            self._broken(task, pool)
+        elif error is not None:
+            self._fail(task, error)
         else:
-            error = future.exception()
-            if isinstance(error, BrokenProcessPool):
-                self._broken(task, pool)
-            elif error is not None:
-                self._fail(task, error)
+            ok, value, text, pid = future.result()
+            set_result(task, "host", where.HOST)
+            set_result(task, "worker", where.process(pid))
+            if ok:
+                set_result(task, "return_value", value)
+                self._deliver(task, _DONE)
             else:
-                ok, value, text, pid = future.result()
-                set_result(task, "host", where.HOST)
-                set_result(task, "worker", where.process(pid))
-                if ok:
-                    set_result(task, "return_value", value)
-                    self._deliver(task, _DONE)
-                else:
-                    task.traceback = text
-                    self._fail(task, value)
-        if task.done:
-            self._strikes.pop(task, None)
-            self._futures.pop(task, None)
-        self._pump()
+                task.traceback = text
+                self._fail(task, value)
 
     def _broken(self, task: ComputeTask, pool: ProcessPoolExecutor) -> None:
         if pool is self.pool:

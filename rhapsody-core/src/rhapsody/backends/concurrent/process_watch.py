@@ -22,7 +22,7 @@ from collections.abc import Callable
 from ...api.clock import now
 from ...api.states import TaskState
 from ...api.task import ComputeTask
-from ..inbox import LoopInbox
+from ..inbox import LoopInbox, failing_with
 from ..local_process import kill, reap_exited, wait
 from ..result_fields import set_result
 from .executables import Push, StartedProcess, failed_to_start, finish, start_process
@@ -83,8 +83,9 @@ class LoopProcesses:
         self._starting = 0  # handed to a spawner, not watched yet
         self._watched: dict[int, tuple[ComputeTask, StartedProcess]] = {}  # by pidfd
         self._spawners = TaskThreadPool(self._spawn, min(SPAWNERS, limit), name)
-        self._spawned = LoopInbox(loop, self._watch)
-        self._finished = LoopInbox(loop, push)  # tasks with a large output, ended off the loop
+        self._spawned = LoopInbox(loop, self._watch, failing_with(push))
+        # tasks with a large output, ended off the loop
+        self._finished = LoopInbox(loop, push, failing_with(push))
 
     def submit(self, task: ComputeTask) -> None:
         if len(self._watched) + self._starting < self._limit:
@@ -137,8 +138,15 @@ class LoopProcesses:
             self._start_queued()
             return
         assert isinstance(started, StartedProcess)
+        try:
+            self._loop.add_reader(pidfd, self._exited, pidfd)
+        except BaseException as exc:  # noqa: BLE001 - the loop cannot watch it: not left running
+            os.close(pidfd)
+            self._reap_here(task, started)
+            failed_to_start(task, exc, self._push)
+            self._start_queued()
+            return
         self._watched[pidfd] = (task, started)
-        self._loop.add_reader(pidfd, self._exited, pidfd)
         self._push(task, _RUNNING)
         if task.state in _ENDED or self._closing():  # canceled while it was starting
             kill(started.process)
