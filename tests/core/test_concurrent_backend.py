@@ -360,3 +360,24 @@ async def test_a_completion_that_raises_fails_its_task_and_the_pool_queue_goes_o
     for bad in tasks[3:5]:
         assert bad.state is TaskState.FAILED and isinstance(bad.exception, BackendError)
         assert "completion bug" in str(bad.exception) and bad.uid in str(bad.exception)
+
+
+def test_a_thread_pool_thread_outlives_a_run_that_raises(caplog) -> None:
+    from rhapsody.backends.concurrent.thread_pool import TaskThreadPool
+
+    done: list[int] = []
+
+    def run(item: int) -> None:
+        if item == 1:
+            raise ValueError("run bug")
+        done.append(item)
+
+    pool = TaskThreadPool(run, 1, "test-pool")  # one thread: it must survive item 1
+    for item in range(4):
+        pool.submit(item)
+    deadline = time.monotonic() + 10
+    while len(done) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    pool.shutdown()
+    pool.join(5)
+    assert done == [0, 2, 3] and "run bug" in caplog.text

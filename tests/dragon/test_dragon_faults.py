@@ -212,3 +212,31 @@ async def test_a_completion_that_raises_fails_its_task_and_strands_none(session,
     assert bad.state is TaskState.FAILED and isinstance(bad.exception, BackendError)
     assert "completion bug" in str(bad.exception)
     assert all(t.state is TaskState.DONE for t in tasks)
+
+
+class _BrokenQueue:
+    def put(self, item, *args, **kwargs):
+        raise RuntimeError("queue gone")
+
+
+async def test_a_dispatcher_that_cannot_send_fails_the_calls_instead_of_hanging(tmp_path):
+    backend = await DragonExecutionBackendV3(num_workers=2)
+    async with Session(backends=[backend], work_dir=tmp_path) as session:
+        pool = backend._pool
+        with pool._cond:  # what Dragon would raise for a worker's queue that is gone
+            originals = {w: w.inq for w in pool._workers.values()}
+            for worker in originals:
+                worker.inq = _BrokenQueue()
+        try:
+            tasks = [ComputeTask(function=payloads.square, args=(i,)) for i in range(6)]
+            await session.submit_tasks(tasks)
+            assert await session.wait_tasks(tasks, timeout=60)
+            late = ComputeTask(function=payloads.square, args=(7,))  # the pool stays broken
+            await session.submit_tasks([late])
+            assert await session.wait_tasks([late], timeout=30)
+        finally:
+            for worker, inq in originals.items():
+                worker.inq = inq
+    for task in [*tasks, late]:
+        assert task.state is TaskState.FAILED and isinstance(task.exception, BackendError)
+        assert "dispatcher failed" in str(task.exception) and "queue gone" in str(task.exception)

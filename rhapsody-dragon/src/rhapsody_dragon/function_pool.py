@@ -139,6 +139,26 @@ class FunctionPool:
             self._deliver(task, BackendError(self.broken))
 
     def _dispatch_loop(self) -> None:
+        try:
+            self._dispatch()
+        except Exception as exc:  # no call may wait for a dispatcher that is gone
+            log.exception("the Dragon function pool's dispatcher failed")
+            self._break(
+                f"the Dragon function pool's dispatcher failed: {type(exc).__name__}: {exc}"
+            )
+
+    def _break(self, reason: str) -> None:
+        """Nothing more can be sent to the workers: fail what waits, and what comes later."""
+        with self._cond:
+            if self.broken is None:
+                self.broken = reason
+            orphans = [*self._pending, *self._suspects]
+            self._pending.clear()
+            self._suspects.clear()
+        for task in orphans:
+            self._deliver(task, BackendError(f"{task_label(task.uid)}: {reason}"))
+
+    def _dispatch(self) -> None:
         while True:
             with self._cond:
                 while not self._stopping and not (work := self._plan()):
@@ -197,7 +217,15 @@ class FunctionPool:
                 return
             worker.inflight.extend(tasks)
             worker.chunk_ends.append(tasks[-1].uid)
-        worker.inq.put(([t.uid for t in tasks], blob))
+        try:
+            worker.inq.put(([t.uid for t in tasks], blob))
+        except BaseException:
+            with self._cond:  # never sent: not the worker's to settle, but waiting to be sent
+                worker.chunk_ends.remove(tasks[-1].uid)
+                for task in tasks:
+                    worker.inflight.remove(task)
+                self._pending.extendleft(reversed(tasks))
+            raise
 
     def _pickle(self, tasks: list[ComputeTask]) -> tuple[bytes, list[ComputeTask]]:
         """One pickle per chunk (a function shared by the chunk is pickled once); a call that

@@ -6,11 +6,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable
 from queue import SimpleQueue
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 def default_workers() -> int:
@@ -50,7 +53,10 @@ class TaskThreadPool:
             if item is None:
                 return
             if not self.closed:  # after shutdown, queued work is dropped
-                run(item)
+                try:
+                    run(item)
+                except Exception:  # ``run`` ends its own items: a bug in it must not end the
+                    log.exception("%s: running %r failed", self._name, item)  # thread too
 
     def shutdown(self) -> None:
         """Drop queued work and stop the threads once their current call returns."""
