@@ -71,7 +71,10 @@ class SubscriberDispatch:
             emit = time.time()
             events: list[BaseEvent] = []
             for record in split_records(records):
-                events.extend(self._builder.events(record, emit))
+                try:
+                    events.extend(self._builder.events(record, emit))
+                except Exception:  # one odd record must not end the events of the rest
+                    log.exception("telemetry could not make events of %r", record[:2])
             events.extend(ready)
             callbacks = [only] if only is not None else list(self._callbacks)
             for event in events:
