@@ -145,9 +145,7 @@ class DragonExecutionBackendV3(ExecutionBackend):
     async def initialize(self) -> None:
         require_runtime(self.name)
         self._inbox = LoopInbox(
-            asyncio.get_running_loop(),
-            self._complete,
-            failing_with(lambda task, state: self.report(task, state)),
+            asyncio.get_running_loop(), self._complete, failing_with(self.report)
         )
         try:
             await in_own_thread(self._start, START_TIMEOUT, "rhapsody-dragon-start")

@@ -220,11 +220,15 @@ class FunctionPool:
         try:
             worker.inq.put(([t.uid for t in tasks], blob))
         except BaseException:
-            with self._cond:  # never sent: not the worker's to settle, but waiting to be sent
-                worker.chunk_ends.remove(tasks[-1].uid)
-                for task in tasks:
+            with (
+                self._cond
+            ):  # never sent: back to the queue, unless the worker's death settled them
+                if tasks[-1].uid in worker.chunk_ends:
+                    worker.chunk_ends.remove(tasks[-1].uid)
+                unsent = [task for task in tasks if task in worker.inflight]
+                for task in unsent:
                     worker.inflight.remove(task)
-                self._pending.extendleft(reversed(tasks))
+                self._pending.extendleft(reversed(unsent))
             raise
 
     def _pickle(self, tasks: list[ComputeTask]) -> tuple[bytes, list[ComputeTask]]:
@@ -345,10 +349,6 @@ class FunctionPool:
             if self._start_failures >= MAX_START_FAILURES and self.broken is None:
                 self.broken = f"the Dragon function pool cannot start workers (exit code {code})"
             broken = self.broken
-            if broken is not None:
-                orphans = [*self._pending, *self._suspects]
-                self._pending.clear()
-                self._suspects.clear()
             self._cond.notify()
         if culprit is not None:
             how = describe_exit(code)
@@ -359,8 +359,7 @@ class FunctionPool:
                 ),
             )
         if broken is not None:
-            for task in orphans:
-                self._deliver(task, BackendError(f"{task_label(task.uid)}: {broken}"))
+            self._break(broken)
         elif not stopping:
             try:
                 self._spawn()

@@ -17,14 +17,14 @@ import sys
 import time
 from typing import IO, Any
 
-_HEADER = 4  # bytes of a frame's length (see .writer_pipe)
+HEADER = 4  # bytes of a frame's length (the session's end: .writer_pipe)
 _CHUNK = 512  # items of a frame formatted and written at once (~64 records, ~100 KB)
 
 
 def _read_frames(stdin: IO[bytes]) -> Any:
     while True:
-        head = stdin.read(_HEADER)
-        if len(head) < _HEADER:
+        head = stdin.read(HEADER)
+        if len(head) < HEADER:
             return
         size = int.from_bytes(head, "big")
         payload = stdin.read(size)

@@ -22,9 +22,9 @@ try:
 except ImportError:  # not on Windows
     fcntl = None  # type: ignore[assignment]
 
-log = logging.getLogger(__name__)
+from .writer import HEADER  # the writer's module is light: no asyncio there
 
-HEADER = 4  # bytes of a frame's length
+log = logging.getLogger(__name__)
 
 
 class CheckpointWriter:
