@@ -212,6 +212,10 @@ class ProcessPoolDispatcher:
     def _replace(self, broken: ProcessPoolExecutor) -> None:
         log.info("a process-pool worker died; replacing the pool")
         self.pool = _replacement(broken)
+        # Its surviving workers go too: Python 3.11's pool joins them for ever when it breaks
+        # (one may wait on the call queue), and the interpreter's exit then waits on that join
+        # (3.12 kills them itself, gh-94777). Their calls failed with the pool: re-run as suspects.
+        terminate_workers(broken)
         broken.shutdown(wait=False, cancel_futures=True)
         self._on_new_pool(self.pool)
 
