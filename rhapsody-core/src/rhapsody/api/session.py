@@ -19,6 +19,7 @@ from .errors import (
     TaskExecutionError,
     TaskTimeoutError,
 )
+from .lazy_futures import FutureToMake
 from .routing_table import RoutingTable
 from .states import TaskState
 from .submission import prepare, register_and_submit, route
@@ -79,6 +80,7 @@ class Session:
         self.backends: dict[str, Backend] = {}
         self.tasks: dict[str, BaseTask] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
+        self._future_to_make: FutureToMake | None = None  # what a submitted task holds at first
         self._host = get_plugin_host()
         self._backend_type = Backend
         self._started = False
@@ -155,6 +157,7 @@ class Session:
         if self._started:
             return self
         self.loop = asyncio.get_running_loop()
+        self._future_to_make = FutureToMake(self.loop)
         await start_backends(list(self.backends.values()), self.shutdown_timeout)
         if self.progress:
             from ..telemetry.plugin import observe
@@ -317,7 +320,11 @@ class Session:
         _set(task, "state", state)
         if task.ended_at is None:
             _set(task, "ended_at", _monotonic() + _WALL_OFFSET)
-        fut = task._future
+        made = task._future
+        if made is not None:  # submitted through this session
+            self._pending -= 1
+        # A future not asked for yet is made resolved from the task later (lazy_futures.py).
+        fut = made if isinstance(made, asyncio.Future) else None
         if state is _DONE:
             if fut is not None and not fut.done():
                 fut.set_result(task)
@@ -332,8 +339,6 @@ class Session:
             if fut is not None and not fut.done():
                 fut.set_exception(exc)
                 fut.exception()  # the task records the error; no "never retrieved" noise
-        if fut is not None:
-            self._pending -= 1
         if self._waits.open:
             self._waits.ended(self.loop)  # type: ignore[arg-type]
         if self._timers:

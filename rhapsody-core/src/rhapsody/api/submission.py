@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .clock import now
 from .errors import BackendError, SessionError, task_label
+from .lazy_futures import SubmittedFutures
 from .states import TaskState
 from .task import BaseTask, task_from_dict
 
@@ -116,10 +117,9 @@ async def register(
 ) -> list[asyncio.Future[Any]]:
     loop = session.loop
     assert loop is not None
-    create_future = loop.create_future
+    to_make = session._future_to_make
+    assert to_make is not None  # set when the session started
     known, claimed = session.tasks, session._claimed
-    futures: list[asyncio.Future[Any]] = []
-    append = futures.append
     on_submitted = session._on_submitted
     changes, states = session._changes, session._change_states
     if changes is not None and not changes:
@@ -129,9 +129,8 @@ async def register(
     for backend, group in groups.items():
         name = backend.name
         for i, task in enumerate(group):
-            fut = create_future()
             # The session's own writes skip the task's field checks (values known valid).
-            _set(task, "_future", fut)
+            _set(task, "_future", to_make)  # made when asked for (lazy_futures.py)
             _set(task, "backend", name)
             _set(task, "state", _SUBMITTED)
             _set(task, "submitted_at", submitted_at)
@@ -153,6 +152,4 @@ async def register(
                 if changes is not None and not changes:
                     loop.call_soon(session._flush_changes)
         session._pending += len(group)
-    for task in batch:  # futures in the caller's order
-        append(task._future)  # type: ignore[arg-type]
-    return futures
+    return SubmittedFutures(batch)  # futures in the caller's order, made when read

@@ -25,6 +25,7 @@ from ..resources import request as resource_fields
 from ..resources.request import ResourceRequest, request_of
 from . import validators as v
 from .errors import TaskNotSubmittedError, TaskValidationError, task_label
+from .lazy_futures import FutureToMake, make_future
 from .portable import (
     from_json_safe,
     picklable_callable,
@@ -126,7 +127,7 @@ class BaseTask(TaskMapping):
     host: str | None = attrs.field(init=False, default=None, on_setattr=_NO_HOOKS)
     worker: str | None = attrs.field(init=False, default=None, on_setattr=_NO_HOOKS)
     # Bookkeeping: the future the session resolves, and extra fields (None until there is one).
-    _future: asyncio.Future[Any] | None = attrs.field(
+    _future: asyncio.Future[Any] | FutureToMake | None = attrs.field(
         init=False, default=None, on_setattr=_NO_HOOKS
     )
     _extra: dict[str, Any] | None = attrs.field(init=False, default=None, on_setattr=_NO_HOOKS)
@@ -156,7 +157,7 @@ class BaseTask(TaskMapping):
         _object_setattr(self, name, value)
 
     def __await__(self) -> Generator[Any, None, Any]:
-        future = self._future
+        future = self.future
         if future is None:
             raise TaskNotSubmittedError(
                 f"{task_label(self.uid)} has not been submitted: pass it to "
@@ -167,7 +168,10 @@ class BaseTask(TaskMapping):
     @property
     def future(self) -> asyncio.Future[Any] | None:
         """The future the session resolves when this task ends (None before submission)."""
-        return self._future
+        future = self._future
+        if isinstance(future, FutureToMake):
+            return make_future(self, future)
+        return future
 
     @property
     def done(self) -> bool:
