@@ -65,3 +65,31 @@ def test_get_item_only_ever_polls_without_blocking() -> None:
     assert source.calls and all(call == ((), {"block": False}) for call in source.calls)
     assert len(source.calls) == 8  # three empty polls before each item
     assert backoff.delay == POLL_MIN  # an item came: back to the shortest pause
+
+
+def test_the_reaper_looks_once_per_interval_not_once_per_started_process(
+    monkeypatch: Any,
+) -> None:
+    """Each look is a global-services round trip under the lock the launchers need to start
+    the next process: one per start halved their rate. A fake ``exited`` counts the looks."""
+    import time
+
+    from rhapsody_dragon import reaper as reaper_module
+
+    looks: list[list[int]] = []
+    monkeypatch.setattr(reaper_module, "exited", lambda puids: looks.append(puids) or [])
+    reaper = reaper_module.Reaper()
+    try:
+        reaper.watch([1], long_lived=True)  # a pool worker: looked at once a second
+        time.sleep(0.01)
+        started = time.monotonic()
+        for puid in range(100, 140):  # 40 task processes started 1 ms apart
+            reaper.watch([puid])
+            time.sleep(0.001)
+        elapsed = time.monotonic() - started
+        time.sleep(0.01)
+        # the first task's start wakes it to the short interval; later starts do not
+        assert len(looks) <= 3 + elapsed / reaper_module._POLL, (len(looks), elapsed)
+        assert any(100 in puids for puids in looks)  # the task processes were looked at
+    finally:
+        reaper.stop()

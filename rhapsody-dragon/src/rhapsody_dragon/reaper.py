@@ -40,10 +40,15 @@ class Reaper:
         """Report the exits of ``puids``; ``long_lived`` ones (pool workers) are looked at
         less often when nothing else is watched."""
         with self._cond:
+            # Woken only to start polling at the short interval: once it polls there, a look
+            # per start would be a global-services round trip per task, each holding the lock
+            # the launchers need to start the next process (halving their rate, measured).
+            was_short = len(self._watched) > len(self._long_lived)
             self._watched.update(puids)
             if long_lived:
                 self._long_lived.update(puids)
-            self._cond.notify()
+            if not was_short:
+                self._cond.notify()
 
     def take(self) -> list[tuple[int, int | None]]:
         """The exits seen since the last call: ``[(puid, exit code), ...]``."""
