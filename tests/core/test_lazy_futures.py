@@ -179,3 +179,18 @@ async def test_two_unread_lists_compare_by_their_futures() -> None:
         second = SubmittedFutures(tasks)
         assert first == second and not first != second
         assert first + second == [t.future for t in tasks] * 2
+
+
+async def test_a_future_asked_for_from_another_thread_resolves_on_the_loop() -> None:
+    backend = ManualBackend()
+    async with Session(backends=[backend]) as session:
+        early, late = ComputeTask(function=noop), ComputeTask(function=noop)
+        await session.submit_tasks([early, late])
+        early_future = await asyncio.to_thread(lambda: early.future)
+        for task in (early, late):
+            backend.report(task, TaskState.RUNNING)
+            backend.report(task, TaskState.DONE)
+        late_future = await asyncio.to_thread(lambda: late.future)
+        assert early_future is not None and late_future is not None
+        assert await asyncio.wait_for(early_future, 5) is early
+        assert await asyncio.wait_for(late_future, 5) is late  # settled via the loop

@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, SupportsIndex, overload
 
-from .states import TaskState
+from .states import TERMINAL_STATES, TaskState
 
 if TYPE_CHECKING:
     from .task import BaseTask
@@ -36,16 +36,27 @@ class FutureToMake:
 
 def make_future(task: BaseTask, to_make: FutureToMake) -> asyncio.Future[Any]:
     """Make ``task``'s future (resolved already if the task ended) and keep it on the task."""
-    fut: asyncio.Future[Any] = to_make.loop.create_future()
-    state = task.state
-    if state is TaskState.DONE:
-        fut.set_result(task)
-    elif state is TaskState.FAILED or state is TaskState.CANCELED:
-        # The session's state machine recorded the error on the task before it became terminal.
-        fut.set_exception(task.exception or RuntimeError(f"task {task.uid} {state.value}"))
-        fut.exception()  # the task records the error; no "never retrieved" noise
+    loop = to_make.loop
+    fut: asyncio.Future[Any] = loop.create_future()
+    # Kept on the task before its state is read: the session's state machine writes the state
+    # before it reads the future, so whichever of the two comes second resolves it.
     _set(task, "_future", fut)
+    if task.state in TERMINAL_STATES:
+        if asyncio._get_running_loop() is loop:
+            _settle(fut, task)
+        else:  # asked from another thread: resolved on the loop's, where futures are handled
+            loop.call_soon_threadsafe(_settle, fut, task)
     return fut
+
+
+def _settle(fut: asyncio.Future[Any], task: BaseTask) -> None:
+    if fut.done():
+        return
+    if task.state is TaskState.DONE:
+        fut.set_result(task)
+    else:  # the state machine recorded the error on the task when it ended
+        fut.set_exception(task.exception or RuntimeError(f"task {task.uid} {task.state.value}"))
+        fut.exception()  # the task records the error; no "never retrieved" noise
 
 
 def _filled(method: Callable[..., Any]) -> Callable[..., Any]:
