@@ -14,6 +14,7 @@ import pytest
 from rhapsody.api import ComputeTask, Session, TaskExecutionError, TaskState
 from rhapsody.backends import ConcurrentExecutionBackend
 from rhapsody.backends.concurrent import backend as concurrent_backend
+from rhapsody.backends.concurrent import process_watch
 from rhapsody.backends.concurrent.process_watch import LoopProcesses, pidfds_work
 
 from ..conftest import peak_use, pid_alive, wait_until
@@ -84,7 +85,7 @@ async def test_outputs_exit_codes_and_failures(watching, work_dir, monkeypatch):
     # the loop-watched path has a few spawner threads, never one per running process
     if watching == "pidfd":
         assert read_off_loop == [large.uid]
-        assert threads and all("-spawn" in name for name in threads)
+        assert not threads  # started on the loop too: no thread of their own at all
     else:
         assert any("-exec" in name for name in threads)
 
@@ -154,3 +155,84 @@ async def test_a_process_the_loop_cannot_watch_fails_and_the_queue_goes_on(
     for task in tasks:
         assert task.state == TaskState.FAILED
         assert "Operation not permitted" in str(task.exception)
+
+
+def needs_pidfds() -> None:
+    if not pidfds_work():
+        pytest.skip("no pidfds on this OS (Linux >= 5.3 has them): only the fallback runs")
+
+
+def timed_starts(monkeypatch, seconds: float, events: list[str]) -> None:
+    """Every process start takes at least ``seconds`` (blocking, like an exec on a slow file
+    system) and is recorded in ``events``, with the thread that made it."""
+    start = process_watch.start_process
+
+    def slow_start(task, task_dir):
+        events.append(f"start {threading.current_thread().name}")
+        deadline = __import__("time").perf_counter() + seconds
+        while __import__("time").perf_counter() < deadline:
+            pass
+        return start(task, task_dir)
+
+    monkeypatch.setattr(process_watch, "start_process", slow_start)
+
+
+async def test_the_loop_starts_processes_a_few_ms_per_step_and_runs_others_between(
+    work_dir, monkeypatch
+):
+    needs_pidfds()
+    events: list[str] = []
+    timed_starts(monkeypatch, 0.002, events)  # 20 starts: 40 ms, the step budget is 5 ms
+    ticking = True
+
+    async def ticker() -> None:
+        while ticking:
+            events.append("tick")
+            await asyncio.sleep(0)
+
+    backend = await ConcurrentExecutionBackend(max_processes=20)
+    async with Session(backends=[backend]) as session:
+        tasks = [ComputeTask(executable="/bin/true") for _ in range(20)]
+        ticks = asyncio.ensure_future(ticker())
+        await asyncio.sleep(0)
+        await session.submit_tasks(tasks)
+        await session.wait_tasks(tasks, timeout=60)
+        ticking = False
+        await ticks
+    assert all(t.state is TaskState.DONE for t in tasks)
+    starts = [i for i, e in enumerate(events) if e.startswith("start")]
+    assert len(starts) == 20 and all(e == "start MainThread" for e in events if e != "tick")
+    between = events[starts[0] : starts[-1]].count("tick")
+    assert between >= 3, events  # other callbacks ran while they were being started
+
+
+async def test_a_slow_start_sends_the_next_ones_to_spawner_threads(work_dir, monkeypatch):
+    needs_pidfds()
+    events: list[str] = []
+    monkeypatch.setattr(process_watch, "SLOW_START", 0.02)
+    timed_starts(monkeypatch, 0.03, events)  # every start blocks 30 ms: "slow"
+    backend = await ConcurrentExecutionBackend(max_processes=4)
+    async with Session(backends=[backend]) as session:
+        tasks = [ComputeTask(executable="/bin/true") for _ in range(8)]
+        await session.submit_tasks(tasks)
+        await session.wait_tasks(tasks, timeout=60)
+    assert all(t.state is TaskState.DONE for t in tasks)
+    assert events[0] == "start MainThread"  # the loop tried, and found it slow
+    assert all("-spawn" in e for e in events[1:]), events
+
+
+async def test_thousands_of_queued_starts_that_fail_all_end_failed(work_dir):
+    """Queued behind a running process, they start one after the other once it ends, each
+    failing at once: started in a loop, not by each failure calling the next start."""
+    needs_pidfds()
+    backend = await ConcurrentExecutionBackend(max_processes=1)
+    async with Session(backends=[backend]) as session:
+        first = ComputeTask(executable="/bin/sleep", arguments=["0.2"])
+        failing = [
+            ComputeTask(executable="/bin/true", input_files=["missing"]) for _ in range(3000)
+        ]
+        await session.submit_tasks([first, *failing])
+        await session.wait_tasks([first, *failing], timeout=120)
+    assert first.state is TaskState.DONE
+    assert all(t.state is TaskState.FAILED for t in failing)
+    assert "input files not found" in str(failing[-1].exception)

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 
@@ -46,11 +45,14 @@ def count_up(n: int):
 
 
 class FlakyPath(os.PathLike):
-    """Accepted when the task is built, raises when the backend starts it."""
+    """Accepted when the task is built and submitted, raises when the backend starts it."""
 
     def __fspath__(self) -> str:
-        if threading.current_thread() is not threading.main_thread():
-            raise RuntimeError("this path went away")
+        frame = sys._getframe(1)
+        while frame is not None:
+            if frame.f_code.co_name in ("start_process", "run_executable"):
+                raise RuntimeError("this path went away")
+            frame = frame.f_back  # type: ignore[assignment]
         return "/bin/true"
 
 

@@ -25,6 +25,17 @@ def command_line(executable: str, arguments: Sequence[str], shell: bool) -> Any:
     return [executable, *arguments]
 
 
+_DEVNULL: list[int] = []
+
+
+def _devnull() -> int:
+    """One read-only /dev/null for every child's stdin, opened once (``subprocess.DEVNULL``
+    opens and closes one per process: two system calls, each a GIL hand-over)."""
+    if not _DEVNULL:
+        _DEVNULL.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+    return _DEVNULL[0]
+
+
 def start(
     command: Any,
     *,
@@ -41,7 +52,7 @@ def start(
     """
     return subprocess.Popen(
         command,
-        stdin=subprocess.DEVNULL,
+        stdin=_devnull(),
         stdout=stdout,
         stderr=stderr,
         cwd=cwd,

@@ -1,13 +1,18 @@
-"""Executables watched from the event loop: each running process is a pidfd the loop polls, so
-no thread sits waiting on it.
+"""Executables started and watched from the event loop: each running process is a pidfd the
+loop polls, so no thread sits waiting on it.
 
 A launcher thread per running process (:func:`.executables.run_executable`, the fallback where
 the OS has no pidfds) costs the driving process two thread wake-ups and GIL hand-overs per task;
 here a process's exit is one more readable descriptor in the loop's poll, and a burst of exits is
-handled in one pass. Processes are started by a few spawner threads rather than on the loop: a
-``Popen`` blocks its caller until the child has exec'd (~0.5 ms, most of it waiting, not
-computing), and several spawners overlap those waits. ``limit`` processes run at once; the others
-wait in a queue, started as running ones end.
+handled in one pass. Processes are started on the loop too: a ``Popen`` blocks its caller until
+the child has exec'd (~0.35 ms, most of it waiting), and starting them from spawner threads
+instead made those threads and the loop hand the GIL to each other ~50 times per process
+(futex calls: cheap on bare Linux, dear where system calls are, e.g. the gVisor node of
+issue 13, where it cost 1.4x raw asyncio's CPU per process). The loop spends at most
+:data:`STEP_BUDGET` seconds per step starting processes (the rest start in the next steps, so
+other callbacks run between); should a start block it for long (an executable on a slow shared
+file system), starts go to a few spawner threads for a while. ``limit`` processes run at once;
+the others wait in a queue, started as running ones end.
 """
 
 from __future__ import annotations
@@ -30,8 +35,11 @@ from .thread_pool import TaskThreadPool
 
 _RUNNING = TaskState.RUNNING
 _ENDED = (TaskState.DONE, TaskState.FAILED, TaskState.CANCELED)
-# Spawner threads: enough to overlap the waits for exec; more only contend for the GIL.
+# Spawner threads, used while starts are slow: enough to overlap the waits for exec.
 SPAWNERS = 4
+STEP_BUDGET = 0.005  # seconds of one loop step spent starting processes
+SLOW_START = 0.05  # a start that blocked the loop this long sends starts to the spawners ...
+SLOW_FOR = 10.0  # ... for this many seconds (then the loop tries again)
 _READ_ON_LOOP = 1 << 20  # bytes of output read on the loop; more is read in a thread
 
 
@@ -80,31 +88,72 @@ class LoopProcesses:
         self._task_dir = task_dir
         self._closing = closing
         self._queued: deque[ComputeTask] = deque()
-        self._starting = 0  # handed to a spawner, not watched yet
+        self._starting = 0  # being started (on the loop or by a spawner), not watched yet
+        self._step_spent = 0.0  # seconds spent starting processes in this loop step
+        self._spawners_until = 0.0  # time.monotonic() until which spawner threads start them
+        self._starting_queued = False
+        self._fail = failing_with(push)
         self._watched: dict[int, tuple[ComputeTask, StartedProcess]] = {}  # by pidfd
         self._spawners = TaskThreadPool(self._spawn, min(SPAWNERS, limit), name)
-        self._spawned = LoopInbox(loop, self._watch, failing_with(push))
+        self._spawned = LoopInbox(loop, self._watch, self._fail)
         # tasks with a large output, ended off the loop
         self._finished = LoopInbox(loop, push, failing_with(push))
 
     def submit(self, task: ComputeTask) -> None:
-        if len(self._watched) + self._starting < self._limit:
-            self._starting += 1
-            self._spawners.submit(task)
-        else:
-            self._queued.append(task)
+        self._queued.append(task)
+        self._start_queued()
 
-    # -- a spawner thread -------------------------------------------------------------------------
+    def _start_queued(self) -> None:
+        if self._starting_queued:  # called back from below (a start that failed): go on there
+            return
+        self._starting_queued = True
+        try:
+            self._start_queued_now()
+        finally:
+            self._starting_queued = False
+
+    def _start_queued_now(self) -> None:
+        queued, limit = self._queued, self._limit
+        while queued and len(self._watched) + self._starting < limit:
+            if self._spawners_until > time.monotonic():
+                self._starting += 1
+                self._spawners.submit(queued.popleft())
+                continue
+            if self._step_spent >= STEP_BUDGET:  # the rest in the next steps
+                return
+            if not self._step_spent:
+                self._loop.call_soon(self._next_step)
+            self._starting += 1
+            begun = time.perf_counter()
+            task = queued.popleft()
+            started, pidfd = self._start(task)
+            took = time.perf_counter() - begun
+            self._step_spent += took or 1e-9
+            if took > SLOW_START:
+                self._spawners_until = time.monotonic() + SLOW_FOR
+            try:
+                self._watch(task, started, pidfd)
+            except Exception as exc:  # noqa: BLE001 - that task ends FAILED, the others start
+                self._fail(task, exc)
+
+    def _next_step(self) -> None:
+        self._step_spent = 0.0
+        self._start_queued()
+
+    # -- starting (on the loop, or in a spawner thread while starts are slow) -------------------
 
     def _spawn(self, task: ComputeTask) -> None:
+        self._spawned.push(task, *self._start(task))
+
+    def _start(self, task: ComputeTask) -> tuple[object, int]:
+        """``(StartedProcess, its pidfd)``, or ``(why not, -1)``: an exception, or None when
+        the task ended or the backend is stopping meanwhile."""
         if task.state in _ENDED or self._closing():
-            self._spawned.push(task, None, -1)
-            return
+            return None, -1
         try:
             started = start_process(task, self._task_dir)
         except BaseException as exc:  # noqa: BLE001 - whatever went wrong, the task ends FAILED
-            self._spawned.push(task, exc, -1)
-            return
+            return exc, -1
         process = started.process
         # Known at once to the backend's kill-all (shutdown, interpreter exit).
         self._processes[task] = process
@@ -112,14 +161,12 @@ class LoopProcesses:
             pidfd = os.pidfd_open(process.pid)
         except BaseException as exc:  # noqa: BLE001 - e.g. out of descriptors: not left running
             self._reap_here(task, started)
-            self._spawned.push(task, exc, -1)
-            return
+            return exc, -1
         if self._closing():  # the backend is stopping: nobody may watch it any more
             os.close(pidfd)
             self._reap_here(task, started)
-            self._spawned.push(task, None, -1)
-            return
-        self._spawned.push(task, started, pidfd)
+            return None, -1
+        return started, pidfd
 
     def _reap_here(self, task: ComputeTask, started: StartedProcess) -> None:
         kill(started.process)
@@ -184,12 +231,6 @@ class LoopProcesses:
             failed_to_start(task, exc, push)
         finally:
             started.close()
-
-    def _start_queued(self) -> None:
-        queued, limit, submit = self._queued, self._limit, self._spawners.submit
-        while queued and len(self._watched) + self._starting < limit:
-            self._starting += 1
-            submit(queued.popleft())
 
     async def close(self, timeout: float) -> None:
         """Drop queued tasks, let the spawners stop, wait (at most ``timeout`` s) for the
