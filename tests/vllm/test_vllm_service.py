@@ -253,3 +253,26 @@ async def test_shutdown_while_replicas_start_leaves_nothing() -> None:
     await backend.shutdown()
     with pytest.raises(asyncio.CancelledError):
         await waiting
+
+
+async def test_a_request_whose_completion_raises_ends_failed_and_the_others_done(
+    monkeypatch,
+) -> None:
+    """Writing the answer onto the task is the last step of a request: should it raise, that
+    task ends FAILED (not RUNNING for ever) and the others are not held up."""
+    backend = VllmInferenceBackend(model=stub_config())
+    async with Session(backends=[backend]) as s:
+        tasks = [AITask(prompt=f"p{i}") for i in range(4)]
+        doomed = tasks[1]
+        report = backend.report
+
+        def reporting(task, state):
+            if task is doomed and state is TaskState.DONE:
+                raise RuntimeError("the answer could not be kept")
+            return report(task, state)
+
+        monkeypatch.setattr(backend, "report", reporting)
+        await run(s, tasks)
+    assert doomed.state is TaskState.FAILED
+    assert "the answer could not be kept" in str(doomed.exception)
+    assert [t.state for t in tasks if t is not doomed] == [TaskState.DONE] * 3

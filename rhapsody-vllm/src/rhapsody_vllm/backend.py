@@ -293,10 +293,14 @@ class VllmInferenceBackend(InferenceBackend):
         except Exception as exc:  # noqa: BLE001 - whatever went wrong fails this task only
             self._end(task, BackendError(f"{task_label(task.uid)}: {type(exc).__name__}: {exc}"))
         else:
-            if not task.done:
+            if task.done:
+                return
+            try:
                 task.response, task.usage = response, usage
                 self._tasks.pop(task.uid, None)
                 self.report(task, _DONE)
+            except Exception as exc:  # noqa: BLE001 - it ends FAILED, not RUNNING for ever
+                self._end(task, BackendError(f"{task_label(task.uid)}: completing it: {exc}"))
 
     def _end(self, task: AITask, error: BaseException) -> None:
         self._tasks.pop(task.uid, None)
