@@ -122,3 +122,33 @@ async def test_register_backend_by_class_and_by_import_path():
     finally:
         host = rhapsody.plugins.get_plugin_host()
         host.unregister("BackendRegistry")
+
+
+class Incomparable:
+    """A result no comparison can be made with (an array, say)."""
+
+    def __eq__(self, other: object) -> bool:
+        raise ValueError("the truth value of this result is ambiguous")
+
+    __hash__ = object.__hash__
+
+
+async def test_a_legacy_report_whose_results_cannot_be_taken_fails_that_task_only():
+    from rhapsody_legacy_example.sloppy import SloppyExecutionBackend
+
+    class OddResults(SloppyExecutionBackend):
+        async def submit_tasks(self, tasks):
+            for task in tasks:
+                if task["arguments"] == ["odd"]:
+                    task["exit_code"] = Incomparable()
+                self._callback_func(task, "RUNNING")
+                self._callback_func(task, "DONE")
+
+    async with Session(backends=[OddResults(name="odd")]) as session:
+        odd = ComputeTask(executable="/bin/true", arguments=["odd"])
+        fine = ComputeTask(executable="/bin/true")
+        await session.submit_tasks([odd, fine])
+        await session.wait_tasks([odd, fine], timeout=10)
+    assert fine.state is TaskState.DONE
+    assert odd.state is TaskState.FAILED
+    assert "results that could not be taken" in str(odd.exception)

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..api.errors import BackendError
+from ..api.errors import BackendError, task_label
 from ..api.states import TaskState
 from ..api.task import AITask, BaseTask, ComputeTask
 from ..backends.base import Backend, StateSink
@@ -204,15 +204,23 @@ class LegacyBackendAdapter(Backend):
         if new is TaskState.RUNNING:
             self.report(task, new)
             return
-        for key in _RESULT_KEYS:
-            if key in described and hasattr(task, key):
-                setattr(task, key, described[key])
-        if new is TaskState.DONE and (
-            task.exception is not None or task.exit_code not in (None, 0)
-        ):
-            new = TaskState.FAILED  # rhapsody-py failed such tasks too
         del self._running[uid]
-        self.report(task, new)
+        try:
+            for key in _RESULT_KEYS:
+                if key in described and hasattr(task, key):
+                    setattr(task, key, described[key])
+            if new is TaskState.DONE and (
+                task.exception is not None or task.exit_code not in (None, 0)
+            ):
+                new = TaskState.FAILED  # rhapsody-py failed such tasks too
+            self.report(task, new)
+        except Exception as exc:  # noqa: BLE001 - its results are odd: FAILED, not lost
+            if not task.done:
+                task.exception = BackendError(
+                    f"{task_label(uid)}: backend {self.name!r} reported {state!r} with results "
+                    f"that could not be taken: {type(exc).__name__}: {exc}"
+                )
+                self.report(task, TaskState.FAILED)
 
     def _main_state(self, state: Any) -> TaskState | None:
         if isinstance(state, TaskState):
