@@ -183,3 +183,31 @@ async def test_a_completion_that_raises_fails_its_task_and_strands_none(
     assert bad.state is TaskState.FAILED and isinstance(bad.exception, BackendError)
     assert "No space left on device" in str(bad.exception)
     assert all(t.state is TaskState.DONE for t in tasks)
+
+
+async def test_a_failure_that_cannot_be_settled_fails_its_task_and_strands_none(
+    process_cluster, monkeypatch
+):
+    """Two tasks whose worker died reach the collector together; settling the first raises
+    once it took the task off its running list (as sending it again could): it ends FAILED all
+    the same, and the second is still settled."""
+    backend = await DaskExecutionBackend(address=process_cluster.address)
+    real = backend._finish_unsuccessful
+    raised: list[str] = []
+
+    def finish_unsuccessful(future, error):
+        if not raised:
+            raised.append(str(future.key))
+            backend._running.pop(future.key, None)
+            raise RuntimeError("could not word the failure")
+        real(future, error)
+
+    monkeypatch.setattr(backend, "_finish_unsuccessful", finish_unsuccessful)
+    async with Session(backends=[backend]) as session:
+        culprits = [ComputeTask(function=exit_hard), ComputeTask(function=sigkill_self)]
+        await session.submit_tasks(culprits)
+        assert await session.wait_tasks(culprits, timeout=120)
+    assert raised and all(t.state is TaskState.FAILED for t in culprits)
+    messages = sorted(str(t.exception) for t in culprits)
+    assert any("could not word the failure" in m for m in messages), messages
+    assert any("the Dask worker running it died" in m for m in messages), messages

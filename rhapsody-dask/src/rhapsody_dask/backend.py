@@ -375,15 +375,24 @@ class DaskExecutionBackend(ExecutionBackend):
                 result = await _result_or_error(future)
                 if self._running.get(future.key) is not task or task.done:
                     continue  # canceled, or its message came, meanwhile
-                if future.status != "finished":
-                    self._finish_unsuccessful(future, result)
-                    continue
-                if result is None:  # delivered by an event that is still on its way
-                    asyncio.get_running_loop().call_later(30, self._result_lost, future.key)
-                    continue
-                del self._running[future.key]
-                self._retire(task)
-                self._complete(task, result)
+                try:
+                    self._settle(future, task, result)
+                except Exception as exc:  # its task ends FAILED; the batch's others still end
+                    log.error("settling %s failed", task.uid, exc_info=exc)
+                    self._running.pop(future.key, None)
+                    failing_with(self.report)(task, exc)
+
+    def _settle(self, future: Future[Any], task: ComputeTask, result: Any) -> None:
+        """End ``task`` from what was fetched of its ``future``."""
+        if future.status != "finished":
+            self._finish_unsuccessful(future, result)
+            return
+        if result is None:  # delivered by an event that is still on its way
+            asyncio.get_running_loop().call_later(30, self._result_lost, future.key)
+            return
+        del self._running[future.key]
+        self._retire(task)
+        self._complete(task, result)
 
     def _retire(self, task: ComputeTask) -> None:
         """Forget a finished task's future. Dropping the last reference makes the client tell
