@@ -587,3 +587,28 @@ def test_ctrl_c_completes_the_file_and_leaves_no_writer(tmp_path) -> None:
     lines = lines_of(str(tmp_path / "out"))
     assert lines and lines[-1]["section"] == "metric", err  # the writer finished the file
     assert sum(1 for x in lines if x.get("event_type") == "TaskCompleted") == 20
+
+
+async def test_a_resource_sample_that_cannot_be_recorded_does_not_end_the_polling(
+    monkeypatch,
+) -> None:
+    session = Session(backends=[ConcurrentExecutionBackend()])
+    telemetry = await session.start_telemetry(resource_poll_interval=0.01)
+    real, seen = telemetry._resource_event, []
+
+    def resource_event(backend, sample):
+        seen.append(sample)
+        if len(seen) == 1:
+            raise ValueError("a reading no event can hold")
+        real(backend, sample)
+
+    monkeypatch.setattr(telemetry, "_resource_event", resource_event)
+    got = []
+    telemetry.subscribe(got.append)
+    async with session:
+        for _ in range(500):
+            if len(seen) >= 3:
+                break
+            await asyncio.sleep(0.01)
+    assert len(seen) >= 3  # polled on after the sample it had to drop
+    assert any(e.event_type == "ResourceUpdate" for e in got)

@@ -211,3 +211,24 @@ async def test_a_failure_that_cannot_be_settled_fails_its_task_and_strands_none(
     messages = sorted(str(t.exception) for t in culprits)
     assert any("could not word the failure" in m for m in messages), messages
     assert any("the Dask worker running it died" in m for m in messages), messages
+
+
+async def test_a_sweep_that_raises_does_not_end_the_sweeping(process_cluster, monkeypatch):
+    """Only the sweeper sees a task whose worker died (no message comes from a dead worker):
+    a sweep that raised once must not have ended it."""
+    backend = await DaskExecutionBackend(address=process_cluster.address)
+    real, sweeps = backend._sweep_once, []
+
+    def sweep_once():
+        sweeps.append(1)
+        if len(sweeps) == 1:
+            raise RuntimeError("a sweep went wrong")
+        real()
+
+    monkeypatch.setattr(backend, "_sweep_once", sweep_once)
+    async with Session(backends=[backend]) as session:
+        culprit = ComputeTask(function=exit_hard)
+        await session.submit_tasks([culprit])
+        assert await session.wait_tasks([culprit], timeout=120)
+    assert len(sweeps) >= 2 and culprit.state is TaskState.FAILED
+    assert "the Dask worker running it died" in str(culprit.exception)

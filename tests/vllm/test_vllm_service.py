@@ -276,3 +276,28 @@ async def test_a_request_whose_completion_raises_ends_failed_and_the_others_done
     assert doomed.state is TaskState.FAILED
     assert "the answer could not be kept" in str(doomed.exception)
     assert [t.state for t in tasks if t is not doomed] == [TaskState.DONE] * 3
+
+
+async def test_a_look_at_a_replica_that_raises_does_not_end_the_watch(monkeypatch) -> None:
+    """The watcher notices a replica that died while idle: a look that raised once (a log it
+    could not read, say) must not have ended the watching."""
+    backend = VllmInferenceBackend(model=stub_config(), max_restarts=1)
+    async with Session(backends=[backend]) as s:
+        service = backend._service
+        assert service is not None
+        real_check, looks = service.check, []
+
+        def check(replica):
+            looks.append(replica.index)
+            if len(looks) == 1:
+                raise OSError(5, "Input/output error")
+            real_check(replica)
+
+        monkeypatch.setattr(service, "check", check)
+        await asyncio.to_thread(wait_until, lambda: len(looks) >= 2, 10)
+        victim = backend._set.replicas[0]
+        os.killpg(victim.server.pid, signal.SIGKILL)  # idle: only the watcher can see it
+        assert await asyncio.to_thread(wait_until, lambda: victim.restarts == 1, 30)
+        assert await asyncio.to_thread(wait_until, lambda: len(backend.endpoints) == 1, 30)
+        (task,) = await run(s, [AITask(prompt="after")])
+        assert task.state is TaskState.DONE

@@ -349,18 +349,25 @@ class DaskExecutionBackend(ExecutionBackend):
         while not self._closed:
             await asyncio.sleep(interval)
             started = loop.time()
-            seen, unannounced = self._unannounced, set()
-            for future in list(self._futures.values()):
-                status = future.status
-                if status == "pending":
-                    continue
-                if status == "finished" and future.key not in seen:
-                    unannounced.add(future.key)  # its message may be on its way
-                    continue
-                if future.key in self._running:
-                    self._fetch(future)
-            self._unannounced = unannounced
+            try:
+                self._sweep_once()
+            except Exception:  # swept again next time: ending the sweeper would leave every
+                # later failure of Dask's (a dead worker...) unseen, its task waiting for ever
+                log.exception("dask backend %r: a sweep failed", self.name)
             interval = max(_SWEEP_INTERVAL, (loop.time() - started) * _SWEEP_SHARE)
+
+    def _sweep_once(self) -> None:
+        seen, unannounced = self._unannounced, set()
+        for future in list(self._futures.values()):
+            status = future.status
+            if status == "pending":
+                continue
+            if status == "finished" and future.key not in seen:
+                unannounced.add(future.key)  # its message may be on its way
+                continue
+            if future.key in self._running:
+                self._fetch(future)
+        self._unannounced = unannounced
 
     async def _collect(self) -> None:
         """Futures that ended without their completion message: large results, Dask's errors."""

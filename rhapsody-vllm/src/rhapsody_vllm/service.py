@@ -173,7 +173,11 @@ class ManagedService:
             await asyncio.sleep(WATCH_INTERVAL)
             for replica in self._set.replicas:
                 if replica.state is ReplicaState.HEALTHY:
-                    self.check(replica)
+                    try:
+                        self.check(replica)
+                    except Exception:  # looked at again next time: ending the watch would
+                        # leave every later death of a replica unseen
+                        log.exception("checking vLLM replica %d failed", replica.index)
 
     async def confirm(self, replica: Replica, within: float = CONFIRM_WITHIN) -> None:
         """A request to ``replica`` broke. Either the server still answers ``/health`` (a stale

@@ -481,7 +481,10 @@ class TelemetryManager:
                     log.warning("resource sampler of backend %r failed: %r", backend, exc)
                     continue
                 for sample in samples:
-                    self._resource_event(backend, sample)
+                    try:
+                        self._resource_event(backend, sample)
+                    except Exception:  # one odd sample is skipped, not every later poll
+                        log.exception("a resource sample of backend %r was dropped", backend)
             await asyncio.sleep(self._poll_interval)
 
     def _resource_event(self, backend: str, sample: ResourceSample) -> None:
