@@ -236,3 +236,37 @@ async def test_thousands_of_queued_starts_that_fail_all_end_failed(work_dir):
     assert first.state is TaskState.DONE
     assert all(t.state is TaskState.FAILED for t in failing)
     assert "input files not found" in str(failing[-1].exception)
+
+
+def test_a_ctrl_c_while_the_loop_starts_a_process_reaches_the_user(work_dir, monkeypatch):
+    """The loop's thread gets the KeyboardInterrupt of a Ctrl-C (outside asyncio.run, whose
+    first Ctrl-C cancels instead): it is the user's, not the failure of the task being started."""
+    needs_pidfds()
+
+    def interrupted(task, task_dir):
+        raise KeyboardInterrupt
+
+    async def scenario(session: Session) -> None:
+        await session.submit_tasks([ComputeTask(executable="/bin/true")])
+        await asyncio.sleep(1)
+
+    loop = asyncio.new_event_loop()
+    try:
+        backend = loop.run_until_complete(ConcurrentExecutionBackend())
+        session = Session(backends=[backend])
+        loop.run_until_complete(session.start())
+        monkeypatch.setattr(process_watch, "start_process", interrupted)
+        main = loop.create_task(scenario(session))
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(main)
+        monkeypatch.undo()
+        main.cancel()  # what asyncio.run does to what is left after a KeyboardInterrupt
+        with pytest.raises(asyncio.CancelledError):
+            loop.run_until_complete(main)
+        loop.run_until_complete(session.close())
+        (task,) = session.tasks.values()
+        # it ends (the session could not hand it over), without a process left behind
+        assert task.state is TaskState.FAILED and "KeyboardInterrupt" in str(task.exception)
+        assert not backend._processes
+    finally:
+        loop.close()

@@ -152,14 +152,16 @@ class LoopProcesses:
             return None, -1
         try:
             started = start_process(task, self._task_dir)
-        except BaseException as exc:  # noqa: BLE001 - whatever went wrong, the task ends FAILED
+        # Whatever went wrong, the task ends FAILED; but not for a Ctrl-C (KeyboardInterrupt) on
+        # the loop's thread: that is the user's, and goes on up.
+        except Exception as exc:  # noqa: BLE001
             return exc, -1
         process = started.process
         # Known at once to the backend's kill-all (shutdown, interpreter exit).
         self._processes[task] = process
         try:
             pidfd = os.pidfd_open(process.pid)
-        except BaseException as exc:  # noqa: BLE001 - e.g. out of descriptors: not left running
+        except Exception as exc:  # noqa: BLE001 - e.g. out of descriptors: not left running
             self._reap_here(task, started)
             return exc, -1
         if self._closing():  # the backend is stopping: nobody may watch it any more
@@ -187,7 +189,7 @@ class LoopProcesses:
         assert isinstance(started, StartedProcess)
         try:
             self._loop.add_reader(pidfd, self._exited, pidfd)
-        except BaseException as exc:  # noqa: BLE001 - the loop cannot watch it: not left running
+        except Exception as exc:  # noqa: BLE001 - the loop cannot watch it: not left running
             os.close(pidfd)
             self._reap_here(task, started)
             failed_to_start(task, exc, self._push)
@@ -216,7 +218,7 @@ class LoopProcesses:
                     handed_over = True
                 else:
                     finish(task, self._push, code, started)
-        except BaseException as exc:  # noqa: BLE001 - e.g. its output could not be read
+        except Exception as exc:  # noqa: BLE001 - e.g. its output could not be read
             failed_to_start(task, exc, self._push)
         finally:
             if not handed_over:
