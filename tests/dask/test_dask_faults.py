@@ -232,3 +232,29 @@ async def test_a_sweep_that_raises_does_not_end_the_sweeping(process_cluster, mo
         assert await session.wait_tasks([culprit], timeout=120)
     assert len(sweeps) >= 2 and culprit.state is TaskState.FAILED
     assert "the Dask worker running it died" in str(culprit.exception)
+
+
+async def test_shutdown_ends_a_collector_waiting_on_results(process_cluster):
+    """Two fetches that would wait for ever (a worker that never answers): the shutdown's
+    cancellation ends the collector, instead of being taken for the first one's error."""
+    backend = await DaskExecutionBackend(address=process_cluster.address)
+
+    class Unanswered:
+        status = "finished"
+
+        def __init__(self, key: str) -> None:
+            self.key = key
+
+        async def result(self) -> None:
+            await asyncio.sleep(3600)
+
+    tasks = [ComputeTask(function=nap, args=(0,)) for _ in range(2)]
+    for i, task in enumerate(tasks):
+        backend._running[f"k{i}"] = task
+        backend._fetch(Unanswered(f"k{i}"))
+    await asyncio.sleep(0.1)
+    collector = backend._collector
+    assert collector is not None and not collector.done()
+    await backend.shutdown()
+    await asyncio.sleep(0.1)
+    assert collector.done()

@@ -539,7 +539,9 @@ class DaskExecutionBackend(ExecutionBackend):
 async def _result_or_error(future: Future[Any]) -> Any:
     try:
         return await future.result()
-    except BaseException as exc:  # noqa: BLE001 - the error is what we want
+    # The task's error is what we want; not the collector's own cancellation (at shutdown), which
+    # must end it rather than make it fetch the next result (that could wait for ever).
+    except Exception as exc:  # noqa: BLE001
         return exc
 
 
