@@ -9,6 +9,7 @@ import time
 
 from rhapsody.api import BackendError, ComputeTask, Session, TaskState
 from rhapsody.backends.execution import DaskExecutionBackend
+from rhapsody_dask import outcomes
 
 from ..conftest import child_pids, wait_until
 
@@ -166,14 +167,14 @@ async def test_a_completion_that_raises_fails_its_task_and_strands_none(
     process_cluster, monkeypatch
 ):
     backend = await DaskExecutionBackend(address=process_cluster.address)
-    real_store = backend._store_output
+    real_store = outcomes.store_output
 
-    def store_output(task, out, err):
+    def store_output(task, out, err, task_dir):
         if task.uid.endswith("bad"):  # e.g. the disk filled up writing its captured output
             raise OSError(28, "No space left on device")
-        real_store(task, out, err)
+        real_store(task, out, err, task_dir)
 
-    monkeypatch.setattr(backend, "_store_output", store_output)
+    monkeypatch.setattr(outcomes, "store_output", store_output)
     async with Session(backends=[backend]) as session:
         tasks = [ComputeTask(function=nap, args=(0.01,), uid=f"c.{i}") for i in range(6)]
         tasks.insert(2, ComputeTask(function=nap, args=(0.01,), uid="c.bad"))

@@ -26,16 +26,11 @@ from rhapsody.api import (
     BaseTask,
     ComputeTask,
     ResourceError,
-    TaskExecutionError,
     TaskState,
-    TaskTimeoutError,
 )
 from rhapsody.api.errors import task_label
 from rhapsody.backends import ExecutionBackend
-from rhapsody.backends.exit_status import describe_exit
 from rhapsody.backends.inbox import failing_with
-from rhapsody.backends.result_fields import set_result
-from rhapsody.backends.task_output import store_output
 from rhapsody.resources import NodeResources, ResourceRequest, check_request
 
 from . import worker_side
@@ -43,6 +38,7 @@ from .arguments import where_to_run
 from .connection import DaskConnection, connect
 from .options import check_options as check_dask_options
 from .options import placement, unsatisfiable
+from .outcomes import apply_outcome
 from .resources import declare_own_workers, executable_env, worker_nodes
 from .shipping import (
     call_pickle,
@@ -430,43 +426,9 @@ class DaskExecutionBackend(ExecutionBackend):
     def _conclude(self, task: ComputeTask, result: Any) -> None:
         if task.done:
             return
-        if isinstance(result, BaseException):
-            task.exception = BackendError(
-                f"{task_label(task.uid)}: could not fetch its result: {result}"
-            )
-            self.report(task, _FAILED)
-        elif task.function is not None:
-            ok, value, text, out, err, ran = result
-            _set_ran(task, ran)
-            self._store_output(task, out, err)
-            if ok:
-                set_result(task, "return_value", value)
-                self.report(task, _DONE)
-            elif type(value) is str and value == worker_side.NOT_LOADED:
-                task.exception = BackendError(f"{task_label(task.uid)}: {text}")
-                self.report(task, _FAILED)
-            else:
-                task.exception, task.traceback = value, text
-                self.report(task, _FAILED)
-        else:
-            code, out, err, error, ran = result
-            _set_ran(task, ran)
-            set_result(task, "exit_code", code)
-            self._store_output(task, out, err)
-            if task.stdout is not None and not task.capture_stdio:
-                task.return_value = task.stdout
-            if error == worker_side.TIMED_OUT and task.timeout is not None:
-                # the worker killed it at its timeout, a moment before the session's timer
-                task.exception = TaskTimeoutError(task.uid, task.timeout)
-                self.report(task, _FAILED)
-            elif error is not None or code != 0:
-                reason = error or describe_exit(code)
-                # A process that never started has no stderr of its own: the reason is all.
-                stderr = err if code is not None else None
-                task.exception = TaskExecutionError(task.uid, stderr, code, message=reason)
-                self.report(task, _FAILED)
-            else:
-                self.report(task, _DONE)
+        session = self.session
+        task_dir = session.task_dir if task.capture_stdio and session is not None else None
+        self.report(task, apply_outcome(task, result, task_dir))
 
     def _finish_unsuccessful(self, future: Future[Any], error: Any) -> None:
         """Fail (or send again, see below) the task of ``future``, which Dask ended with
@@ -494,13 +456,6 @@ class DaskExecutionBackend(ExecutionBackend):
             message = f"{task_label(task.uid)}: Dask failed it: {name}: {error}"
         task.exception = BackendError(message)
         self.report(task, _FAILED)
-
-    def _store_output(self, task: ComputeTask, out: str | None, err: str | None) -> None:
-        if task.capture_stdio:
-            assert self.session is not None
-            store_output(task, out, err, self.session.task_dir)
-        else:
-            task.stdout, task.stderr = out, err
 
     # -- canceling and shutdown -------------------------------------------------------------------
 
@@ -551,12 +506,3 @@ async def _quietly(awaitable: Any) -> None:
             await awaitable
     except Exception as exc:  # noqa: BLE001 - best effort while canceling
         log.debug("dask cancel step failed: %s", exc)
-
-
-def _set_ran(task: ComputeTask, ran: tuple[str | None, str | None, float, float]) -> None:
-    """Where and when a task ran (host, worker, start, end), as its worker sent them."""
-    host, worker, started, ended = ran
-    set_result(task, "host", host)
-    set_result(task, "worker", worker)
-    set_result(task, "started_at", started)
-    set_result(task, "ended_at", ended)
