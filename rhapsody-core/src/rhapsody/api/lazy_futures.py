@@ -43,18 +43,20 @@ def make_future(task: BaseTask, to_make: FutureToMake) -> asyncio.Future[Any]:
     _set(task, "_future", fut)
     if task.state in TERMINAL_STATES:
         if asyncio._get_running_loop() is loop:
-            _settle(fut, task)
+            settle(fut, task)
         else:  # asked from another thread: resolved on the loop's, where futures are handled
-            loop.call_soon_threadsafe(_settle, fut, task)
+            loop.call_soon_threadsafe(settle, fut, task)
     return fut
 
 
-def _settle(fut: asyncio.Future[Any], task: BaseTask) -> None:
+def settle(fut: asyncio.Future[Any], task: BaseTask) -> None:
+    """Resolve ``fut`` from its ended ``task``: the task when DONE, else the task's error (the
+    session's state machine records one on every task it ends FAILED or CANCELED)."""
     if fut.done():
         return
     if task.state is TaskState.DONE:
         fut.set_result(task)
-    else:  # the state machine recorded the error on the task when it ended
+    else:
         fut.set_exception(task.exception or RuntimeError(f"task {task.uid} {task.state.value}"))
         fut.exception()  # the task records the error; no "never retrieved" noise
 

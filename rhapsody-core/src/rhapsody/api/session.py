@@ -19,7 +19,7 @@ from .errors import (
     TaskExecutionError,
     TaskTimeoutError,
 )
-from .lazy_futures import FutureToMake
+from .lazy_futures import FutureToMake, settle
 from .routing_table import RoutingTable
 from .states import TaskState
 from .submission import prepare, register_and_submit, route
@@ -320,25 +320,17 @@ class Session:
         _set(task, "state", state)
         if task.ended_at is None:
             _set(task, "ended_at", _monotonic() + _WALL_OFFSET)
-        made = task._future
-        if made is not None:  # submitted through this session
+        if state is not _DONE and task.exception is None:
+            if state is _FAILED:
+                task.exception = TaskExecutionError(task.uid, task.stderr, task.exit_code)
+            else:
+                task.exception = TaskCanceledError(task.uid)
+        fut = task._future
+        if fut is not None:  # submitted through this session
             self._pending -= 1
-        # A future not asked for yet is made resolved from the task later (lazy_futures.py).
-        fut = made if isinstance(made, asyncio.Future) else None
-        if state is _DONE:
-            if fut is not None and not fut.done():
-                fut.set_result(task)
-        else:
-            exc = task.exception
-            if exc is None:
-                if state is _FAILED:
-                    exc = TaskExecutionError(task.uid, task.stderr, task.exit_code)
-                else:
-                    exc = TaskCanceledError(task.uid)
-                task.exception = exc
-            if fut is not None and not fut.done():
-                fut.set_exception(exc)
-                fut.exception()  # the task records the error; no "never retrieved" noise
+            # a future not asked for yet is made resolved later (lazy_futures.py)
+            if isinstance(fut, asyncio.Future):
+                settle(fut, task)
         if self._waits.open:
             self._waits.ended(self.loop)  # type: ignore[arg-type]
         if self._timers:

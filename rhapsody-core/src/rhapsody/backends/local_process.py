@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import tempfile
@@ -25,15 +26,11 @@ def command_line(executable: str, arguments: Sequence[str], shell: bool) -> Any:
     return [executable, *arguments]
 
 
-_DEVNULL: list[int] = []
-
-
+@functools.cache
 def _devnull() -> int:
     """One read-only /dev/null for every child's stdin, opened once (``subprocess.DEVNULL``
     opens and closes one per process: two system calls, each a GIL hand-over)."""
-    if not _DEVNULL:
-        _DEVNULL.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
-    return _DEVNULL[0]
+    return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
 
 
 def start(
