@@ -142,6 +142,11 @@ def run_one(contender: str, kind: str, n: int) -> dict[str, Any]:
         coro = raw_functions(n) if kind == "function" else raw_executables(n)
     elif contender == "session":
         coro = session_run(n, kind)
+    elif contender == "session-spawners":  # every start in a spawner thread, none on the loop
+        from rhapsody.backends.concurrent import process_watch
+
+        process_watch.SLOW_START, process_watch.SLOW_FOR = -1.0, 1e9
+        coro = session_run(n, kind)
     else:
         coro = rhapsody_py_run(n, kind)
     start, cpu = time.perf_counter(), time.process_time()
@@ -201,6 +206,13 @@ def main() -> None:
             f"{label}: driving-process CPU per task, Session vs raw",
             f"{ses_run['cpu_per_task_us']:.1f} vs {raw_run['cpu_per_task_us']:.1f} µs",
         )
+        if kind == "executable":  # the loop-start trade-off (docs/concurrent-backend.md)
+            spawned = run(ours, "session-spawners", kind, n, args.repeat)
+            add(
+                f"{label}: Session, every start in a spawner thread",
+                f"{n / spawned['seconds']:,.0f}/s = {n / spawned['seconds'] / raw:.2f}x raw, "
+                f"{spawned['cpu_per_task_us']:.1f} µs CPU/task",
+            )
         if theirs and (kind != "function" or n <= args.rhapsody_py_max):
             rpy = rate(theirs, "rhapsody-py", kind, n, 1)
             add(
