@@ -33,7 +33,9 @@ def noop() -> None:
     return None
 
 
-async def run(n: int, telemetry: bool, memory: bool = False, file: bool = True) -> dict[str, float]:
+async def run(
+    n: int, telemetry: bool, memory: bool = False, file: bool = True, discard: bool = False
+) -> dict[str, float]:
     from rhapsody.api import ComputeTask, Session
     from rhapsody.backends import ConcurrentExecutionBackend
 
@@ -53,14 +55,37 @@ async def run(n: int, telemetry: bool, memory: bool = False, file: bool = True) 
         await session.submit_tasks(tasks)
         await session.wait_tasks(tasks)
         traced = (tracemalloc.get_traced_memory()[0] - before) / n if memory else 0.0
-    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+        closing = time.perf_counter()
+    end = time.perf_counter()
+    seconds, cpu = end - start, time.process_time() - cpu
     assert all(t.state == "DONE" for t in tasks), "a benchmark task failed"
-    if telemetry and file:
+    if telemetry and file and not discard:
         (name,) = os.listdir(TELEMETRY_DIR)
         with open(os.path.join(TELEMETRY_DIR, name), "rb") as fh:
             ended = sum(1 for line in fh if b'"TaskCompleted"' in line)
         assert ended == n, f"{ended} of {n} tasks reached the file"
-    return {"seconds": seconds, "cpu_per_task_us": cpu / n * 1e6, "bytes_per_task": traced}
+    return {
+        "seconds": seconds,
+        "cpu_per_task_us": cpu / n * 1e6,
+        "bytes_per_task": traced,
+        "close_seconds": end - closing,  # with a file: mostly the writer catching up
+    }
+
+
+def discard_checkpoint_records() -> None:
+    """The writer process replaced by ``cat > /dev/null``: what the file costs the session's
+    process alone (the records, their pickles, the pipe), whatever the writer's speed."""
+    import subprocess as real
+    import types
+
+    from rhapsody.telemetry import writer_pipe
+
+    def popen(args: list[str], **kwargs: Any) -> real.Popen[bytes]:
+        return real.Popen(["sh", "-c", "cat > /dev/null"], **kwargs)
+
+    writer_pipe.subprocess = types.SimpleNamespace(  # type: ignore[assignment]
+        Popen=popen, PIPE=real.PIPE, DEVNULL=real.DEVNULL, TimeoutExpired=real.TimeoutExpired
+    )
 
 
 def run_one(contender: str, kind: str, n: int) -> dict[str, Any]:
@@ -68,7 +93,10 @@ def run_one(contender: str, kind: str, n: int) -> dict[str, Any]:
 
     memory = kind.endswith("-memory")
     telemetry = kind.startswith("on")
-    return asyncio.run(run(n, telemetry, memory, file="nofile" not in kind))
+    discard = kind == "on-discard"
+    if discard:
+        discard_checkpoint_records()
+    return asyncio.run(run(n, telemetry, memory, file="nofile" not in kind, discard=discard))
 
 
 def medians(python: str, kinds: list[str], n: int, repeat: int) -> dict[str, dict[str, float]]:
@@ -124,10 +152,16 @@ def main() -> None:
     parser.add_argument("--rhapsody-py-python", default=None)
     parser.add_argument("--rhapsody-py-size", type=int, default=20000)
     parser.add_argument("--report-size", type=int, default=0)
+    parser.add_argument(
+        "--discard",
+        action="store_true",
+        help="also run with the checkpoint writer replaced by cat > /dev/null (a diagnosis)",
+    )
     args = parser.parse_args()
     report = Report()
     n, ours = args.size, sys.executable
-    each = medians(ours, ["off", "on", "on-nofile"], n, args.repeat)
+    kinds = ["off", "on", "on-nofile", *(["on-discard"] if args.discard else [])]
+    each = medians(ours, kinds, n, args.repeat)
     off, on, bare = each["off"], each["on"], each["on-nofile"]
     report.add(f"{n:,} no-op functions, telemetry off", f"{n / off['seconds']:,.0f}/s")
     report.add(
@@ -138,18 +172,30 @@ def main() -> None:
         f"{n:,} no-op functions, telemetry on without a checkpoint file (OTel only)",
         f"{n / bare['seconds']:,.0f}/s = **{off['seconds'] / bare['seconds']:.2f}x off**",
     )
+    if args.discard:
+        gone = each["on-discard"]
+        report.add(
+            f"{n:,} no-op functions, telemetry on, the file's records sent to cat > /dev/null",
+            f"{n / gone['seconds']:,.0f}/s = **{off['seconds'] / gone['seconds']:.2f}x off**, "
+            f"{gone['cpu_per_task_us']:.1f} µs CPU/task",
+        )
+    report.add(
+        "close (the writer catching up) of the whole run, with the file",
+        f"{on['close_seconds']:.2f} of {on['seconds']:.2f} s (off: {off['close_seconds']:.2f} s)",
+    )
     report.add(
         "CPU time of the session's process per task: off / on / on without a file",
         f"{off['cpu_per_task_us']:.1f} / {on['cpu_per_task_us']:.1f} / "
         f"{bare['cpu_per_task_us']:.1f} µs",
     )
-    mem = measure(ours, __file__, "session", "on-memory", args.memory_size, 3600)
-    mem_off = measure(ours, __file__, "session", "off-memory", args.memory_size, 3600)
-    report.add(
-        f"traced memory per task with telemetry on ({args.memory_size:,} tasks)",
-        f"{mem['bytes_per_task']:,.0f} B "
-        f"({mem['bytes_per_task'] - mem_off['bytes_per_task']:,.0f} B more than off)",
-    )
+    if args.memory_size:  # 0: no memory measurement
+        mem = measure(ours, __file__, "session", "on-memory", args.memory_size, 3600)
+        mem_off = measure(ours, __file__, "session", "off-memory", args.memory_size, 3600)
+        report.add(
+            f"traced memory per task with telemetry on ({args.memory_size:,} tasks)",
+            f"{mem['bytes_per_task']:,.0f} B "
+            f"({mem['bytes_per_task'] - mem_off['bytes_per_task']:,.0f} B more than off)",
+        )
     if args.rhapsody_py_python:
         m = args.rhapsody_py_size
         r_off = theirs(args.rhapsody_py_python, "off", m)

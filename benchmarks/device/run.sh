@@ -5,7 +5,8 @@
 # The checks no 2-core, GPU-less machine can make, most needed first, each bounded so that the
 # whole run ends within BUDGET seconds (default 540: a device command may run 600). Logs go to
 # $OUT (at most 8 files come back): env.txt, gpu_tests.txt, bench_*.txt.
-# QUICK=1 shrinks every workload (a dry run of this script on any machine).
+# QUICK=1 shrinks every workload (a dry run of this script on any machine). PARTS="gpu bench
+# writer profile big" (the default: all) picks the groups of checks to run.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/rhapsody-device-out}
@@ -47,8 +48,11 @@ else
     F=100000 F_BIG=1000000 EXE=2000 DASK=10000 DRAGON=20000 TEL=100000 R=3
 fi
 pytest=("$PYTHON" -m pytest -p no:cacheprovider -q -rs --timeout 120)
+PARTS=${PARTS:-gpu bench writer profile big}
+part() { [[ " $PARTS " == *" $1 "* ]]; }
 
 # 1. GPU checks (skipped with a reason where no GPU is seen: that is then the finding)
+if part gpu; then
 phase "GPU: concurrent placement, telemetry sampling" 120 gpu_tests.txt "${pytest[@]}" \
     "tests/core/test_concurrent_resources.py::test_on_real_gpus_each_task_sees_exactly_its_own" \
     "tests/core/test_telemetry_session.py::test_gpu_sampling_reads_every_gpu"
@@ -56,8 +60,10 @@ phase "GPU: Dragon placement and template affinity" 150 gpu_tests.txt dragon "${
     "tests/dragon/test_dragon_resources.py::test_on_real_gpus_each_rank_sees_exactly_its_own" \
     "tests/dragon/test_dragon_templates.py::test_gpu_affinity_sets_cuda_visible_devices"
 cleanup_dragon
+fi
 
 # 2. many-core throughput and driving-process CPU per task (issue 13), telemetry (issue 11)
+if part bench; then
 phase "concurrent" 100 bench_concurrent.txt "$PYTHON" benchmarks/bench_concurrent.py \
     --sizes "$F" --exe-size "$EXE" --repeat "$R" --memory-size "$((F / 5))"
 # (3 rounds of 16-worker clusters outran 90 s on the node: 2 rounds, 150 s)
@@ -67,15 +73,22 @@ phase "dragon" 120 bench_dragon.txt dragon "$PYTHON" benchmarks/bench_dragon.py 
 cleanup_dragon
 phase "telemetry" 90 bench_telemetry.txt "$PYTHON" benchmarks/bench_telemetry.py \
     --size "$TEL" --repeat "$R" --memory-size "$((TEL / 5))"
+fi
+# the checkpoint writer's share (issue 11): the run again with the writer replaced by
+# cat > /dev/null, and how long close waits for the writer after the last task
+part writer && phase "telemetry, the writer's share" 60 bench_telemetry.txt "$PYTHON" \
+    benchmarks/bench_telemetry.py --size "$TEL" --repeat "$R" --memory-size 0 --discard
 # 3. where the driving process's CPU goes on this node (profiled, all threads): concurrent
 # executables (ours spent 1.4x raw's CPU per task here) and telemetry with its file
+if part profile; then
 P=("$PYTHON" benchmarks/profile_tasks.py)
 phase "profile: concurrent executables, ours" 60 profile.txt "${P[@]}" concurrent-exe --size "$EXE"
 phase "profile: concurrent executables, raw" 60 profile.txt "${P[@]}" concurrent-exe --size "$EXE" --raw
 phase "profile: telemetry with its file" 60 profile.txt "${P[@]}" telemetry --size "$((TEL / 5))"
 phase "profile: telemetry, OpenTelemetry only" 60 profile.txt "${P[@]}" telemetry \
     --size "$((TEL / 5))" --no-file
+fi
 # 4. (measured on the node already: 3.68x raw) the 1M-task run, if time is left
-phase "concurrent, 1M functions" 150 bench_concurrent_1m.txt "$PYTHON" \
+part big && phase "concurrent, 1M functions" 150 bench_concurrent_1m.txt "$PYTHON" \
     benchmarks/bench_concurrent.py --sizes "$F_BIG" --exe-size 0 --memory-size 0 --repeat 1
 echo "total: $(($(date +%s) - start))s" >>"$OUT/env.txt"
