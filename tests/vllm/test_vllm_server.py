@@ -208,19 +208,27 @@ async def test_vllm_sockets_live_in_the_backends_directory(served: VllmInference
 async def _kill_during(session: Session, backend: VllmInferenceBackend) -> list[AITask]:
     """Submit long requests and SIGKILL the server while they are in flight.
 
-    The kill comes as soon as every request has been sent -- not after a fixed sleep, which a
-    fast machine outruns (32 x 240 tokens of the tiny model can finish within 0.2 s) -- and
-    returns the tasks that were in flight at that moment.
+    The kill comes as soon as the backend has as many requests out as it sends at once -- not
+    after a fixed sleep, which a fast machine outruns -- and returns the tasks. Three times that
+    many are submitted: 64 x 240 tokens of the tiny model took under 0.05 s on a fast machine,
+    and while the first requests are answered the next ones go out, so some are still in flight
+    when the kill comes whatever the machine's speed.
     """
     # A replica restarted by an earlier test (or still restarting) must be serving first.
     await _until(lambda: bool(backend.endpoints), 300)
     (replica,) = backend._set.replicas
+    at_once = backend._limit  # requests the backend keeps outstanding (64 per replica)
     tasks = [
         AITask(prompt="Hello", max_tokens=240, task_backend_specific_kwargs=EXACT)
-        for _ in range(64)
+        for _ in range(3 * at_once)
     ]
     await session.submit_tasks(tasks)
-    await _until(lambda: all(t.state is TaskState.RUNNING for t in tasks), 30, step=0.001)
+
+    def out() -> bool:  # all it sends at once are out (or the first are answered already)
+        states = [t.state for t in tasks]
+        return states.count(TaskState.RUNNING) >= at_once or TaskState.DONE in states
+
+    await _until(out, 30, step=0.001)
     await asyncio.sleep(0.05)  # the requests reach the server; 240 decode steps take far longer
     in_flight = [t for t in tasks if t.state is TaskState.RUNNING]
     os.kill(replica.server.pid, signal.SIGKILL)  # the API server crashes; its engine follows
