@@ -93,6 +93,10 @@ def run_one(contender: str, kind: str, n: int) -> dict[str, Any]:
 
     memory = kind.endswith("-memory")
     telemetry = kind.startswith("on")
+    if kind.startswith("on-writers-"):  # the checkpoint file's writer processes, set
+        from rhapsody.telemetry.checkpoint_file import WRITERS_ENV
+
+        os.environ[WRITERS_ENV] = kind.rsplit("-", 1)[1]
     discard = kind == "on-discard"
     if discard:
         discard_checkpoint_records()
@@ -157,17 +161,34 @@ def main() -> None:
         action="store_true",
         help="also run with the checkpoint writer replaced by cat > /dev/null (a diagnosis)",
     )
+    parser.add_argument(
+        "--writers",
+        default="",
+        help="also run with these numbers of checkpoint writer processes (e.g. 1,2,4)",
+    )
     args = parser.parse_args()
+    counts = [int(c) for c in args.writers.split(",") if c.strip()]
     report = Report()
     n, ours = args.size, sys.executable
     kinds = ["off", "on", "on-nofile", *(["on-discard"] if args.discard else [])]
+    kinds += [f"on-writers-{count}" for count in counts]
     each = medians(ours, kinds, n, args.repeat)
     off, on, bare = each["off"], each["on"], each["on-nofile"]
     report.add(f"{n:,} no-op functions, telemetry off", f"{n / off['seconds']:,.0f}/s")
+    from rhapsody.telemetry.checkpoint_file import writer_count
+
     report.add(
-        f"{n:,} no-op functions, telemetry on (OTel + JSONL)",
+        f"{n:,} no-op functions, telemetry on (OTel + JSONL; {writer_count()} writer "
+        f"process(es) by default on {os.cpu_count()} cores)",
         f"{n / on['seconds']:,.0f}/s = **{off['seconds'] / on['seconds']:.2f}x off**",
     )
+    for count in counts:
+        run = each[f"on-writers-{count}"]
+        report.add(
+            f"{n:,} no-op functions, telemetry on, the file written by {count} writer(s)",
+            f"{n / run['seconds']:,.0f}/s = **{off['seconds'] / run['seconds']:.2f}x off**, "
+            f"close {run['close_seconds']:.2f} of {run['seconds']:.2f} s",
+        )
     report.add(
         f"{n:,} no-op functions, telemetry on without a checkpoint file (OTel only)",
         f"{n / bare['seconds']:,.0f}/s = **{off['seconds'] / bare['seconds']:.2f}x off**",

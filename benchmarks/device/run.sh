@@ -74,10 +74,11 @@ cleanup_dragon
 phase "telemetry" 90 bench_telemetry.txt "$PYTHON" benchmarks/bench_telemetry.py \
     --size "$TEL" --repeat "$R" --memory-size "$((TEL / 5))"
 fi
-# the checkpoint writer's share (issue 11): the run again with the writer replaced by
-# cat > /dev/null, and how long close waits for the writer after the last task
-part writer && phase "telemetry, the writer's share" 60 bench_telemetry.txt "$PYTHON" \
-    benchmarks/bench_telemetry.py --size "$TEL" --repeat "$R" --memory-size 0 --discard
+# the checkpoint writers' share (issue 11): the run again with the writer replaced by
+# cat > /dev/null, and with 1, 2 and 4 writer processes (the default scales with the cores)
+part writer && phase "telemetry, the writers' share" 90 bench_telemetry.txt "$PYTHON" \
+    benchmarks/bench_telemetry.py --size "$TEL" --repeat "$R" --memory-size 0 --discard \
+    --writers 1,2,4
 # 3. where the driving process's CPU goes on this node (profiled, all threads): concurrent
 # executables (ours spent 1.4x raw's CPU per task here) and telemetry with its file
 if part profile; then

@@ -128,6 +128,7 @@ class CheckpointLines:
         }
         self.duration_count = 0
         self.duration_sum = 0.0
+        self.totals_given = False  # whether the session sent its totals (a "K" record)
         self.resources: dict[tuple[str, str], dict[str, float]] = {}
         self._kinds: dict[tuple[str, str, str], _Kind] = {}
         self._wheres: dict[tuple[str | None, str | None], _Where] = {}
@@ -276,6 +277,12 @@ class CheckpointLines:
             elif kind == "Z":
                 append(self.session_span_line(flat[i + 1], flat[i + 2]))
                 i += 3
+            elif kind == "K":
+                self._count(submitted, started, completed, duration_sum)
+                submitted = started = completed = 0
+                duration_sum = 0.0
+                self.set_totals(*flat[i + 1 : i + 8])
+                i += 8
             else:
                 raise ValueError(f"unknown telemetry record {kind!r}")
         self._count(submitted, started, completed, duration_sum)
@@ -289,6 +296,28 @@ class CheckpointLines:
         counts["tasks_completed"] += completed
         self.duration_count += completed
         self.duration_sum += duration_sum
+
+    def set_totals(
+        self,
+        submitted: int,
+        started: int,
+        completed: int,
+        failed: int,
+        canceled: int,
+        ended: int,
+        run_seconds: float,
+    ) -> None:
+        """The session's own totals (a ``K`` record): the first of several writers sees only
+        its share of the tasks, and its snapshots are of the whole session."""
+        self.counts.update(
+            tasks_submitted=submitted,
+            tasks_started=started,
+            tasks_completed=completed,
+            tasks_failed=failed,
+            tasks_canceled=canceled,
+        )
+        self.duration_count, self.duration_sum = ended, run_seconds
+        self.totals_given = True
 
     def _where(self, host: str | None, worker: str | None) -> _Where:
         """A place not in the cache yet: its JSON made and kept."""

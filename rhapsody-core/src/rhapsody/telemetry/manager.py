@@ -2,9 +2,9 @@
 
 It sees every task through the ``rhapsody_tasks_changed`` hook (see :mod:`.plugin`): per change
 it appends a record tuple and counts, nothing more. Records go, a batch at a time, to the
-checkpoint writer process (:mod:`.writer`) and -- when someone subscribed -- to the subscriber
-thread, which turns them into events. OpenTelemetry spans and metrics are built from the tasks
-when read (:mod:`.otel`).
+checkpoint file's writer processes (:mod:`.checkpoint_file`) and -- when someone subscribed --
+to the subscriber thread, which turns them into events. OpenTelemetry spans and metrics are
+built from the tasks when read (:mod:`.otel`).
 """
 
 from __future__ import annotations
@@ -23,17 +23,17 @@ from .events import BaseEvent, SessionEnded, SessionStarted, event_to_dict, make
 from .otel import OtelView, check_otel_arguments, otlp_json, require_sdk
 from .records import EventBuilder, TraceIds, error_type_of, executable_of, extra_attributes
 from .subscribers import SubscriberDispatch
-from .task_views import resource_event, run_time_stats, task_span_dicts
+from .task_views import ended_run_seconds, resource_event, run_time_stats, task_span_dicts
 
 if TYPE_CHECKING:
     from ..api.session import Session
     from ..api.task import BaseTask
+    from .checkpoint_file import CheckpointFile, Totals
     from .sampling import ResourceSample, ResourceSampler
 
 log = logging.getLogger(__name__)
 
 _SUBMITTED, _RUNNING, _FAILED = TaskState.SUBMITTED, TaskState.RUNNING, TaskState.FAILED
-_COUNTER_OF = {"DONE": "tasks_completed", "FAILED": "tasks_failed", "CANCELED": "tasks_canceled"}
 _VALUE = {state: state.value for state in TaskState}  # Enum.value is a slow descriptor
 _DONE = TaskState.DONE
 
@@ -88,7 +88,9 @@ class TelemetryManager:
         self._ended_at: float | None = None
         self._subscribers: list[Callable[[BaseEvent], Any]] = []
         self._dispatch: SubscriberDispatch | None = None
-        self._writer: Any = None
+        self._writer: CheckpointFile | None = None
+        self._parts = 1  # the file's writer processes: task records go to each its share
+        self._run_seconds = (0, 0.0)  # ended tasks summed so far, their run time (the totals)
         self.checkpoint_file: str | None = None
         self._otel: OtelView | None = None
         self._samplers: list[tuple[str, ResourceSampler]] = []
@@ -155,28 +157,14 @@ class TelemetryManager:
         self.emit(self._start_event)
 
     def _open_checkpoint(self) -> None:
-        from .writer_pipe import CheckpointWriter
+        from .checkpoint_file import open_checkpoint
 
-        directory = self._checkpoint_dir
-        assert directory is not None
-        try:
-            os.makedirs(directory, exist_ok=True)
-            path = os.path.join(directory, f"{self._session_id}.telemetry.jsonl")
-            if os.path.exists(path):  # a session uid used again keeps the earlier file
-                path = os.path.join(
-                    directory, f"{self._session_id}.{int(time.time())}.telemetry.jsonl"
-                )
-            with open(path, "x", encoding="utf-8"):
-                pass
-        except OSError as exc:
-            raise ValueError(
-                f"start_telemetry: checkpoint_path: expected a writable directory, got "
-                f"{directory!r} ({exc.strerror or exc})"
-            ) from exc
-        self.checkpoint_file = path
-        self._writer = CheckpointWriter(
-            path, self._session_id, self.ids.as_tuple(), asyncio.get_running_loop()
+        assert self._checkpoint_dir is not None
+        self._writer = open_checkpoint(
+            self._checkpoint_dir, self._session_id, self.ids.as_tuple(), asyncio.get_running_loop()
         )
+        self.checkpoint_file = self._writer.path
+        self._parts = self._writer.parts
 
     async def stop(self, timeout: float = 60.0) -> None:
         """Emit ``SessionEnded``, deliver every event, complete the file. Idempotent."""
@@ -189,6 +177,8 @@ class TelemetryManager:
         for loop_task in self._loops:
             loop_task.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
+        if self._writer is not None:  # every task's lines before the session's end (its last)
+            await self._writer.finish_tasks(timeout)
         for _, sampler in self._samplers:
             try:  # in a thread: stopping a remote sampler may wait on its runtime
                 async with asyncio.timeout(timeout):
@@ -216,7 +206,7 @@ class TelemetryManager:
         self._export_spans(final=True)
         closing = []
         if writer is not None:
-            closing.append(writer.close(timeout))
+            closing.append(writer.close(timeout, self._totals))
         if dispatch is not None:
             closing.append(asyncio.to_thread(dispatch.close, timeout))
         results = await asyncio.gather(*closing)
@@ -234,8 +224,9 @@ class TelemetryManager:
             return
         # Records go out flat (``"S", seq, ...``, see .records): nothing per task outlives the
         # call but what must, because what accumulates is what makes the collector run.
-        out: list[Any] = []
-        extend = out.extend
+        parts = self._parts  # records of task number i go to writer i % parts
+        outs: list[list[Any]] = [[] for _ in range(parts)]
+        out = outs[0]
         dispatch = self._dispatch
         # records only for someone to read them: the file, or subscribers
         keep = self._writer is not None or (dispatch is not None and bool(dispatch.subscribers))
@@ -250,7 +241,7 @@ class TelemetryManager:
                 seqs[task] = seq
                 submitted(task)
                 if keep:
-                    extend(
+                    outs[seq % parts].extend(
                         (
                             "S",
                             seq,
@@ -269,7 +260,7 @@ class TelemetryManager:
                 running.add(task)
                 started(task)
                 if keep:
-                    extend(("R", mine, task.started_at, task.host, task.worker))
+                    outs[mine % parts].extend(("R", mine, task.started_at, task.host, task.worker))
             else:
                 mine = seqs.pop(task, None)
                 if mine is None:
@@ -289,7 +280,7 @@ class TelemetryManager:
                 else:
                     canceled += 1
                 if keep:
-                    extend(
+                    outs[mine % parts].extend(
                         (
                             "E",
                             mine,
@@ -308,10 +299,12 @@ class TelemetryManager:
         counts["FAILED"] += failed
         counts["CANCELED"] += canceled
         self._next_seq = seq
-        if out:
-            if self._writer is not None:
-                self._writer.send(out)
-            if dispatch is not None and dispatch.subscribers:
+        if self._writer is not None:
+            self._writer.send_tasks(outs)
+        if dispatch is not None and dispatch.subscribers:
+            if parts > 1:
+                out = [value for part in outs for value in part]
+            if out:
                 dispatch.put(out)
 
     # -- public API -------------------------------------------------------------------------------
@@ -413,34 +406,35 @@ class TelemetryManager:
     def _ended_pairs(self, start: int = 0) -> Iterator[tuple[int, BaseTask]]:
         return zip(self._ended_seqs[start:], self._ended_tasks[start:], strict=True)
 
+    def _totals(self) -> Totals:
+        """The session's figures of a metric snapshot, for the first of several writers."""
+        counts, ended = self._counts, len(self._ended_tasks)
+        summed, run_seconds = self._run_seconds
+        run_seconds += ended_run_seconds(self._ended_tasks[summed:])
+        self._run_seconds = (ended, run_seconds)
+        started = self._ended_ran.count(1) + len(self._running_tasks)
+        return (
+            counts["submitted"],
+            started,
+            counts["DONE"],
+            counts["FAILED"],
+            counts["CANCELED"],
+            ended,
+            run_seconds,
+        )
+
     def _sync_metrics(self) -> None:
         """Record into the meter provider what happened since the last call."""
         otel = self._otel
         if otel is None:
             return
-        counts: dict[tuple[str, str, str], int] = {}
-
-        def bump(name: str, task: BaseTask, n: int = 1) -> None:
-            key = (name, task.backend or "", type(task).__name__)
-            counts[key] = counts.get(key, 0) + n
-
         submitted, started = self._unmetered_submitted, self._unmetered_started
         self._unmetered_submitted, self._unmetered_started = [], []
-        for task in submitted:
-            bump("tasks_submitted", task)
-        for task in started:
-            bump("tasks_started", task)
-            bump("tasks_running", task)
         start = self._metered
         new = self._ended_tasks[start:]
         ran = self._ended_ran[start:]
         self._metered = start + len(new)
-        for task, was_running in zip(new, ran, strict=True):
-            bump(_COUNTER_OF[_VALUE[task.state]], task)
-            if was_running:
-                bump("tasks_running", task, -1)
-        otel.add_counts(counts)
-        otel.record_durations(new)
+        otel.count_tasks(submitted, started, new, ran)
 
     def _export_spans(self, final: bool = False) -> None:
         otel = self._otel
@@ -468,7 +462,7 @@ class TelemetryManager:
         while not self._stopping:
             await asyncio.sleep(self._checkpoint_interval)
             if self._writer is not None:
-                self._writer.send(["C", time.time()])
+                self._writer.snapshot(time.time(), self._totals)
 
     async def _poll_resources(self) -> None:
         assert self._poll_interval is not None

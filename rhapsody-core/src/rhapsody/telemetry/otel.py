@@ -64,6 +64,9 @@ def check_otel_arguments(
             )
 
 
+_COUNTER_OF = {"DONE": "tasks_completed", "FAILED": "tasks_failed", "CANCELED": "tasks_canceled"}
+
+
 def _ns(seconds: float) -> int:
     return int(seconds * 1e9)
 
@@ -124,6 +127,33 @@ class OtelView:
         self.session_end: float | None = None
 
     # -- metrics ----------------------------------------------------------------------------------
+
+    def count_tasks(
+        self,
+        submitted: Iterable[BaseTask],
+        started: Iterable[BaseTask],
+        ended: Sequence[BaseTask],
+        ran: bytes | bytearray,
+    ) -> None:
+        """Add the tasks submitted, started and ended since the last call (``ran[i]``: whether
+        ``ended[i]`` was seen running) to the counters, and the ended ones' run times."""
+        counts: dict[tuple[str, str, str], int] = {}
+
+        def bump(name: str, task: BaseTask, n: int = 1) -> None:
+            key = (name, task.backend or "", type(task).__name__)
+            counts[key] = counts.get(key, 0) + n
+
+        for task in submitted:
+            bump("tasks_submitted", task)
+        for task in started:
+            bump("tasks_started", task)
+            bump("tasks_running", task)
+        for task, was_running in zip(ended, ran, strict=True):
+            bump(_COUNTER_OF[task.state.value], task)
+            if was_running:
+                bump("tasks_running", task, -1)
+        self.add_counts(counts)
+        self.record_durations(ended)
 
     def add_counts(self, counts: dict[tuple[str, str, str], int]) -> None:
         """``counts``: (instrument, backend, task_type) -> how many since the last call."""

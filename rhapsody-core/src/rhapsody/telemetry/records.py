@@ -12,7 +12,9 @@ Records (``seq`` numbers tasks in submission order)::
     ("E", seq, state, ended_at, started_at, host, worker, error_type, extra_attributes)
 
 and, for the writer, ``("V", event_dict)``, ``("C", time)`` (a metric snapshot), ``("Z", start,
-end)`` (the session span) and ``("H", session_id, ids)`` (the header). The session's process
+end)`` (the session span), ``("H", session_id, ids)`` (the header) and ``("K", submitted,
+started, completed, failed, canceled, ended, run_seconds)`` (the session's totals, for the first
+of several writers: see :mod:`.checkpoint_file`). The session's process
 sends them flattened into one list per batch (:func:`split_records` undoes it).
 """
 
@@ -40,7 +42,7 @@ if TYPE_CHECKING:
     from ..api.task import BaseTask
 
 Record = tuple[Any, ...]
-WIDTH = {"S": 7, "R": 5, "E": 9, "V": 2, "C": 2, "Z": 3, "H": 3}
+WIDTH = {"S": 7, "R": 5, "E": 9, "V": 2, "C": 2, "Z": 3, "H": 3, "K": 8}
 
 
 def split_records(flat: list[Any]) -> Iterator[Record]:

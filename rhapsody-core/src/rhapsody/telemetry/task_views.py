@@ -20,6 +20,17 @@ if TYPE_CHECKING:
 _STATUS = {"DONE": "completed", "FAILED": "failed"}
 
 
+def ended_run_seconds(tasks: Iterable[BaseTask]) -> float:
+    """The run time of ended tasks, summed as the checkpoint writer sums it (a task that never
+    ran adds nothing)."""
+    total = 0.0
+    for task in tasks:
+        started, ended = task.started_at, task.ended_at
+        if started is not None and ended is not None and ended > started:
+            total += ended - started
+    return total
+
+
 def task_span_dicts(ids: TraceIds, ended: Iterable[tuple[int, BaseTask]]) -> list[dict[str, Any]]:
     """One dict per ended ``(seq, task)``, in rhapsody-py's ``task_spans()`` layout."""
     out = []

@@ -44,15 +44,19 @@ class CheckpointWriter:
         session_id: str,
         ids: tuple[int, int, int, str],
         loop: asyncio.AbstractEventLoop,
+        role: str = "",
     ) -> None:
+        """``role``: ``"--first"`` or ``"--part"`` for one of several writers (see
+        :mod:`.checkpoint_file`)."""
         import rhapsody
 
         package_root = os.path.dirname(os.path.dirname(os.path.abspath(rhapsody.__file__)))
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
         self.path = path
+        command = [sys.executable, "-m", "rhapsody.telemetry.writer", path]
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "rhapsody.telemetry.writer", path],
+            [*command, role] if role else command,
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             env=env,
@@ -109,6 +113,18 @@ class CheckpointWriter:
             self._watching = False
         if self._drained is not None and not self._drained.done():
             self._drained.set_result(None)
+
+    def kill(self) -> None:
+        """Stop the process now, the file as it is (telemetry that could not start)."""
+        self._closed = True
+        with contextlib.suppress(OSError):
+            self._proc.kill()
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            self._proc.wait(5)
+        stdin = self._proc.stdin
+        if stdin is not None:
+            with contextlib.suppress(OSError):
+                stdin.close()
 
     async def close(self, timeout: float) -> bool:
         """Send end-of-input and wait (``timeout`` seconds at most) for the file to be complete.
