@@ -4,7 +4,9 @@
 Extra flags: ``--delay S`` (per request), ``--die-after N`` (exit abruptly when the Nth request
 arrives), ``--exit-at-start CODE``, ``--never-healthy``, ``--state-file PATH`` (a JSON line per
 start: pid, port, VLLM_PORT, host), ``--engine`` (start a child that, like vLLM's engine core,
-outlives the server's abrupt death). Answers echo the prompt so that order can be checked.
+outlives the server's abrupt death), ``--drop-reused`` (drop, unanswered, every request that comes
+on a connection that already carried one: a kept-alive connection the server gave up on).
+Answers echo the prompt so that order can be checked.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ def main() -> None:
     p.add_argument("--never-healthy", action="store_true")
     p.add_argument("--state-file")
     p.add_argument("--engine", action="store_true")
+    p.add_argument("--drop-reused", action="store_true")
     args, _ = p.parse_known_args()
     print(f"stub server starting for {args.model} on {args.host}:{args.port}", flush=True)
     if args.exit_at_start is not None:
@@ -50,10 +53,24 @@ def main() -> None:
     served = args.served_model_name or args.model
     counters = {"requests": 0, "outstanding": 0, "max_outstanding": 0}
 
+    used: list[object] = []  # connections that carried a request (kept: ids would be reused)
+
+    def dropped(request: web.Request) -> bool:
+        transport = request.transport
+        if not args.drop_reused or transport is None:
+            return False
+        if transport in used:
+            transport.abort()
+            return True
+        used.append(transport)
+        return False
+
     def authorized(request: web.Request) -> bool:
         return not args.api_key or request.headers.get("Authorization") == f"Bearer {args.api_key}"
 
     async def health(request: web.Request) -> web.Response:
+        if dropped(request):
+            return web.Response(status=500)  # written nowhere: the connection is gone
         return web.Response(status=503 if args.never_healthy else 200)
 
     async def models(request: web.Request) -> web.Response:
@@ -63,6 +80,8 @@ def main() -> None:
         return web.json_response(counters)
 
     async def answer(request: web.Request, chat: bool) -> web.Response:
+        if dropped(request):
+            return web.Response(status=500)
         if not authorized(request):
             return web.json_response({"error": {"message": "invalid api key"}}, status=401)
         counters["requests"] += 1

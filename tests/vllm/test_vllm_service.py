@@ -146,6 +146,35 @@ async def test_killed_replica_requests_retried_on_the_other_and_it_restarts() ->
         assert victim.restarts == 1
 
 
+async def test_a_retry_goes_on_a_new_connection_not_another_kept_one() -> None:
+    # The server drops every request on a connection it already answered one on (as one that
+    # closed its side of a kept-alive connection, or was restarted on the same port, does).
+    backend = VllmInferenceBackend(model=stub_config("--drop-reused"))
+    async with Session(backends=[backend]) as s:
+        tasks = []
+        for i in range(6):  # one at a time: each finds the last one's connection kept
+            tasks += await run(s, [AITask(prompt=f"p{i}")])
+        assert {t.state for t in tasks} == {TaskState.DONE}, [t.exception for t in tasks]
+        async with aiohttp.ClientSession() as http:
+            root = backend._set.replicas[0].root
+            async with http.get(f"{root}/stats") as resp:
+                stats = await resp.json()
+        assert stats["requests"] == 6  # each answered once: dropped ones never counted
+
+
+async def test_requests_to_an_endpoint_are_retried_on_a_new_connection() -> None:
+    managed = VllmInferenceBackend(name="managed", model=stub_config("--drop-reused"))
+    async with Session(backends=[managed]) as s:
+        url = managed.endpoints[0]
+        external = VllmInferenceBackend(name="external", endpoint=url)
+        async with Session(backends=[external]) as s2:
+            tasks = []
+            for i in range(3):  # the backend's own endpoint, then a task's own
+                tasks += await run(s2, [AITask(prompt=f"e{i}")])
+                tasks += await run(s, [AITask(prompt=f"t{i}", inference_endpoint=url)])
+        assert {t.state for t in tasks} == {TaskState.DONE}, [t.exception for t in tasks]
+
+
 async def test_restarts_are_bounded_then_tasks_fail_never_hang() -> None:
     # Every server dies at its 2nd request; 2 restarts allowed: 3 servers in all.
     backend = VllmInferenceBackend(model=stub_config("--die-after", "2"), max_restarts=2)

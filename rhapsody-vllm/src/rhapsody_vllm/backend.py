@@ -144,6 +144,7 @@ class VllmInferenceBackend(InferenceBackend):
         self._set = ReplicaSet()
         self._service: ManagedService | None = None
         self._http: aiohttp.ClientSession | None = None
+        self._fresh_http: aiohttp.ClientSession | None = None  # retries, health checks
         self._model_name: str | None = self.config.name if self.config else None
         self._models: dict[str, str] = {}  # endpoint -> its model, for endpoints we did not start
         self._limit = 0
@@ -172,6 +173,7 @@ class VllmInferenceBackend(InferenceBackend):
             count = len(placements)
         self._limit = self._max_in_flight or IN_FLIGHT_PER_REPLICA * count
         self._http = new_http_session(self._limit + 16)
+        self._fresh_http = new_http_session(self._limit + 16, fresh=True)
         try:
             if self._endpoint is not None:
                 root = self._endpoint.removesuffix("/v1")
@@ -189,7 +191,7 @@ class VllmInferenceBackend(InferenceBackend):
                 placements=placements,
                 launch=self._launcher(),
                 replicas=self._set,
-                http=self._http,
+                http=self._fresh_http,
                 api_key=self._api_key,
                 startup_timeout=self._startup_timeout,
                 max_restarts=self._max_restarts,
@@ -228,9 +230,10 @@ class VllmInferenceBackend(InferenceBackend):
     async def _release(self) -> None:
         if self._service is not None:
             await self._service.stop()
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
+        for http in (self._http, self._fresh_http):
+            if http is not None:
+                await http.close()
+        self._http = self._fresh_http = None
         if self._own_log_dir and self._log_dir:
             shutil.rmtree(self._log_dir, ignore_errors=True)
             self._log_dir, self._own_log_dir = None, False
@@ -312,13 +315,20 @@ class VllmInferenceBackend(InferenceBackend):
         if task.inference_endpoint is not None:
             api_url = task.inference_endpoint.rstrip("/")
             model = task.model or self._models.get(api_url) or await self._served_model(api_url)
-            return await self._ask(api_url, model, task)
+            try:
+                return await self._ask(api_url, model, task)
+            except ServerUnreachable:
+                # once more, on a new connection: the kept one may be what broke (a server
+                # closes idle kept-alive connections); a server that is down fails it again
+                return await self._ask(api_url, model, task, fresh=True)
         failed: Replica | None = None
         for attempt in range(1, ATTEMPTS + 1):
             replica = await self._set.acquire(avoid=failed)
             replica.outstanding += 1
             try:
-                return await self._ask(replica.api, task.model or self._model_name or "", task)
+                # a retry on a new connection: the kept one may be what broke
+                model = task.model or self._model_name or ""
+                return await self._ask(replica.api, model, task, fresh=attempt > 1)
             except ServerUnreachable as exc:
                 if attempt == ATTEMPTS:
                     raise BackendError(
@@ -332,8 +342,10 @@ class VllmInferenceBackend(InferenceBackend):
                 await self._service.confirm(failed)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _ask(self, api_url: str, model: str, task: AITask) -> tuple[Any, dict[str, int]]:
-        http = self._http
+    async def _ask(
+        self, api_url: str, model: str, task: AITask, fresh: bool = False
+    ) -> tuple[Any, dict[str, int]]:
+        http = self._fresh_http if fresh else self._http
         if http is None:
             raise BackendError(f"backend {self.name!r} is not running")
         # where it runs: the replica (or endpoint) answering it, the last one asked on a retry

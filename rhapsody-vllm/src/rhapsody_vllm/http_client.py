@@ -44,8 +44,11 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def new_http_session(max_connections: int) -> aiohttp.ClientSession:
-    connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=0)
+def new_http_session(max_connections: int, fresh: bool = False) -> aiohttp.ClientSession:
+    """Requests share keep-alive connections; ``fresh``: each its own new connection, closed
+    after it (for retries and health checks: a kept connection a server has dropped, or one to
+    a server since restarted on the same port, fails a request however healthy the server is)."""
+    connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=0, force_close=fresh)
     # No overall timeout: a generation may take long; tasks have their own ``timeout``.
     return aiohttp.ClientSession(
         connector=connector, timeout=aiohttp.ClientTimeout(total=None), raise_for_status=False
