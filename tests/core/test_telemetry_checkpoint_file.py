@@ -205,3 +205,36 @@ def test_a_writer_that_cannot_start_leaves_none_behind(tmp_path, monkeypatch) ->
     finally:
         loop.close()
     assert len(started) == 2 and all(proc.poll() is not None for proc in started)
+
+
+@pytest.mark.parametrize(
+    ("role", "totals", "metric_lines"),
+    [([], False, 1), (["--first"], True, 1), (["--first"], False, 0), (["--part"], True, 0)],
+)
+def test_which_writer_ends_the_file_with_a_snapshot(tmp_path, role, totals, metric_lines) -> None:
+    # Of several writers only the first writes snapshots, and only with the session's totals:
+    # its own share of the tasks is not the session's (the session died before sending them).
+    import pickle
+
+    from rhapsody.telemetry.writer import HEADER
+
+    path = tmp_path / "run.telemetry.jsonl"
+    path.write_text('{"first": "line"}\n')  # a part waits for the first writer's first line
+    records: list[object] = ["H", "session.x", TraceIds.new().as_tuple()]
+    records += ["S", 0, "task.0", "concurrent", "ComputeTask", "f", 1.0]
+    if totals:
+        records += ["K", 3, 3, 2, 1, 0, 3, 1.5]
+    frame = pickle.dumps(records)
+    writer = subprocess.run(
+        [sys.executable, "-m", "rhapsody.telemetry.writer", str(path), *role],
+        input=len(frame).to_bytes(HEADER, "big") + frame,
+        capture_output=True,
+        timeout=60,
+    )
+    assert writer.returncode == 0, writer.stderr
+    lines = read_lines(str(path))
+    metrics = [line for line in lines if line.get("section") == "metric"]
+    assert len(metrics) == metric_lines
+    assert sum(line.get("event_type") == "TaskCreated" for line in lines) == 1
+    if metrics and totals:
+        assert (metrics[0]["tasks_submitted"], metrics[0]["tasks_failed"]) == (3, 1)
