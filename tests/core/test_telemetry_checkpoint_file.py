@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -15,7 +16,12 @@ from hypothesis import strategies as st
 from rhapsody import ComputeTask, Session
 from rhapsody.backends import ConcurrentExecutionBackend
 from rhapsody.telemetry import checkpoint_file
-from rhapsody.telemetry.checkpoint_file import WRITERS_ENV, CheckpointFile, writer_count
+from rhapsody.telemetry.checkpoint_file import (
+    WRITERS_ENV,
+    CheckpointFile,
+    open_checkpoint,
+    writer_count,
+)
 from rhapsody.telemetry.trace_ids import TraceIds
 
 from ..conftest import child_pids
@@ -198,13 +204,15 @@ def test_a_writer_that_cannot_start_leaves_none_behind(tmp_path, monkeypatch) ->
         return proc
 
     monkeypatch.setattr(subprocess, "Popen", popen)
+    monkeypatch.setenv(WRITERS_ENV, "3")
     loop = asyncio.new_event_loop()
     try:
         with pytest.raises(OSError, match="no more processes"):
-            CheckpointFile(str(tmp_path / "f.jsonl"), "s", TraceIds.new().as_tuple(), loop, 3)
+            open_checkpoint(str(tmp_path), "s", TraceIds.new().as_tuple(), loop)
     finally:
         loop.close()
     assert len(started) == 2 and all(proc.poll() is not None for proc in started)
+    assert os.listdir(tmp_path) == []  # nor a file
 
 
 @pytest.mark.parametrize(

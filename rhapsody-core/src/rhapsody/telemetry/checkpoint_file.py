@@ -80,10 +80,6 @@ class CheckpointFile:
         self._finishing = False
         self._tasks_finished: bool | None = None
 
-    @property
-    def failed(self) -> bool:
-        return any(writer.failed for writer in self.writers)
-
     def send(self, records: list[Any]) -> None:
         """Records that are not a task's (the first writer writes them); from any thread."""
         self.writers[0].send(records)
@@ -139,4 +135,8 @@ def open_checkpoint(
             f"start_telemetry: checkpoint_path: expected a writable directory, got "
             f"{directory!r} ({exc.strerror or exc})"
         ) from exc
-    return CheckpointFile(path, session_id, ids, loop, writers)
+    try:
+        return CheckpointFile(path, session_id, ids, loop, writers)
+    except BaseException:
+        os.remove(path)  # what could not start leaves no file either
+        raise
