@@ -76,9 +76,14 @@ phase "telemetry" 90 bench_telemetry.txt "$PYTHON" benchmarks/bench_telemetry.py
 fi
 # the checkpoint writers' share (issue 11): the run again with the writer replaced by
 # cat > /dev/null, and with 1, 2 and 4 writer processes (the default scales with the cores)
-part writer && phase "telemetry, the writers' share" 90 bench_telemetry.txt "$PYTHON" \
+# and the writers alone, draining a captured stream, against the session's own rate
+if part writer; then
+phase "telemetry, the writers' share" 90 bench_telemetry.txt "$PYTHON" \
     benchmarks/bench_telemetry.py --size "$TEL" --repeat "$R" --memory-size 0 --discard \
     --writers 1,2,4
+phase "checkpoint writers alone" 60 bench_telemetry.txt "$PYTHON" \
+    benchmarks/bench_checkpoint_writers.py --size "$TEL" --writers 1,2,4 --repeat "$R"
+fi
 # 3. where the driving process's CPU goes on this node (profiled, all threads): concurrent
 # executables (ours spent 1.4x raw's CPU per task here) and telemetry with its file
 if part profile; then
