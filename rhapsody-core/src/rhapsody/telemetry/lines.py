@@ -277,8 +277,7 @@ class CheckpointLines:
             elif kind == "Z":
                 append(self.session_span_line(flat[i + 1], flat[i + 2]))
                 i += 3
-            elif kind == "K":
-                self._count(submitted, started, completed, duration_sum)
+            elif kind == "K":  # the totals include what this batch counted so far
                 submitted = started = completed = 0
                 duration_sum = 0.0
                 self.set_totals(*flat[i + 1 : i + 8])
