@@ -128,9 +128,6 @@ async def ours_executables(session: Any, m: int) -> Figures:
 
 
 async def rounds(args: argparse.Namespace, workers: int) -> dict[str, list[float]]:
-    from rhapsody.api import Session
-    from rhapsody.backends import DragonExecutionBackendV3
-
     got: dict[str, list[float]] = {}
 
     def add(key: str, figures: Figures) -> None:
@@ -140,6 +137,20 @@ async def rounds(args: argparse.Namespace, workers: int) -> dict[str, list[float
         print(f"  {key}: {rate:,.0f}/s, {cpu:.1f} µs CPU/task", file=sys.stderr, flush=True)
 
     pool = mp.Pool(workers)
+    try:
+        await _rounds_on(pool, args, workers, add)
+    except BaseException:
+        pool.terminate()  # its result thread would keep the interpreter from exiting
+        raise
+    pool.close()
+    pool.join()
+    return got
+
+
+async def _rounds_on(pool: Any, args: argparse.Namespace, workers: int, add: Any) -> None:
+    from rhapsody.api import Session
+    from rhapsody.backends import DragonExecutionBackendV3
+
     pool.map(noop, range(100))
     backend = await DragonExecutionBackendV3(num_workers=workers)
     async with Session(backends=[backend]) as session:
@@ -158,9 +169,6 @@ async def rounds(args: argparse.Namespace, workers: int) -> dict[str, list[float
             else:
                 add("proc", raw_processes(args.executables))
                 add("ours_e", await ours_executables(session, args.executables))
-    pool.close()
-    pool.join()
-    return got
 
 
 def paired(ours: list[float], raw: list[float]) -> float:

@@ -145,7 +145,7 @@ class DragonExecutionBackendV3(ExecutionBackend):
     async def initialize(self) -> None:
         require_runtime(self.name)
         self._inbox = LoopInbox(
-            asyncio.get_running_loop(), self._complete, failing_with(self.report)
+            asyncio.get_running_loop(), self._complete, failing_with(self.report), width=2
         )
         try:
             await in_own_thread(self._start, START_TIMEOUT, "rhapsody-dragon-start")

@@ -150,7 +150,7 @@ class ConcurrentExecutionBackend(ExecutionBackend):
 
     async def initialize(self) -> None:
         loop = self._loop = asyncio.get_running_loop()
-        self._inbox = LoopInbox(loop, self._deliver, failing_with(self._deliver))
+        self._inbox = LoopInbox(loop, self._deliver, failing_with(self._deliver), width=2)
         if pidfds_work():  # executables watched from the loop; else a launcher thread each
             self._watched = LoopProcesses(
                 loop,

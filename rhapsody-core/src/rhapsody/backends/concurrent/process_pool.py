@@ -91,7 +91,7 @@ class ProcessPoolDispatcher:
         self._deliver = deliver
         self._capture_paths = capture_paths
         self._on_new_pool = on_new_pool
-        self._inbox = LoopInbox(loop, self._completed, failing_with(deliver))
+        self._inbox = LoopInbox(loop, self._completed, failing_with(deliver), width=3)
         self._queue: deque[ComputeTask] = deque()
         self._suspects: deque[ComputeTask] = deque()
         self._suspect_in_flight: ComputeTask | None = None

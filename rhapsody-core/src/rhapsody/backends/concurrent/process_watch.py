@@ -95,9 +95,9 @@ class LoopProcesses:
         self._fail = failing_with(push)
         self._watched: dict[int, tuple[ComputeTask, StartedProcess]] = {}  # by pidfd
         self._spawners = TaskThreadPool(self._spawn, min(SPAWNERS, limit), name)
-        self._spawned = LoopInbox(loop, self._watch, self._fail)
+        self._spawned = LoopInbox(loop, self._watch, self._fail, width=3)
         # tasks with a large output, ended off the loop
-        self._finished = LoopInbox(loop, push, failing_with(push))
+        self._finished = LoopInbox(loop, push, failing_with(push), width=2)
 
     def submit(self, task: ComputeTask) -> None:
         self._queued.append(task)
