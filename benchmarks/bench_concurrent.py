@@ -5,7 +5,7 @@ contenders do not share warm caches or leaked threads; rhapsody-py runs from its
 (it also installs a package named ``rhapsody``). Usage::
 
     python benchmarks/bench_concurrent.py --sizes 5000 100000 --exe-size 2000 \
-        [--rhapsody-py-python PATH] [--repeat 3]
+        [--process-size 5000] [--rhapsody-py-python PATH] [--repeat 3]
 
 Prints a markdown table of throughputs and ratios (ratios are what to compare across machines).
 """
@@ -25,12 +25,23 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Report, measure, median_rate, median_run
 
 EXE = "/bin/true"
+# Worker processes of the process-pool contenders: one per CPU we may use, both sides alike.
+POOL_WORKERS = len(os.sched_getaffinity(0))
 # Same bound on concurrent subprocesses for every contender (our default on a small machine).
 EXE_CONCURRENCY = max(16, 2 * len(os.sched_getaffinity(0)))  # scaled to the CPUs we may use
 
 
 def noop() -> None:
     return None
+
+
+_TIMED_FROM: list[tuple[float, float]] = []
+
+
+def timed_from_here() -> None:
+    """The timed part starts here (wall clock, CPU), not with the run: after a process pool's
+    warm-up, since a pool starts its workers on first use, once."""
+    _TIMED_FROM.append((time.perf_counter(), time.process_time()))
 
 
 # -- contenders ------------------------------------------------------------------------------------
@@ -41,6 +52,22 @@ async def raw_functions(n: int) -> None:
 
     loop = asyncio.get_running_loop()
     with ThreadPoolExecutor() as pool:
+        await asyncio.gather(*[loop.run_in_executor(pool, noop) for _ in range(n)])
+
+
+def process_pool() -> Any:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn: what docs/concurrent-backend.md tells users to give a process pool
+    return ProcessPoolExecutor(POOL_WORKERS, mp_context=multiprocessing.get_context("spawn"))
+
+
+async def raw_process_functions(n: int) -> None:
+    loop = asyncio.get_running_loop()
+    with process_pool() as pool:
+        await asyncio.gather(*[loop.run_in_executor(pool, noop) for _ in range(4 * POOL_WORKERS)])
+        timed_from_here()
         await asyncio.gather(*[loop.run_in_executor(pool, noop) for _ in range(n)])
 
 
@@ -57,13 +84,25 @@ async def raw_executables(n: int) -> None:
     await asyncio.gather(*[one() for _ in range(n)])
 
 
+async def warm_session_pool(session: Any) -> None:
+    from rhapsody.api import ComputeTask
+
+    warm = [ComputeTask(function=noop) for _ in range(4 * POOL_WORKERS)]
+    await session.submit_tasks(warm)
+    await session.wait_tasks(warm)
+    timed_from_here()
+
+
 async def session_run(n: int, kind: str) -> None:
     from rhapsody.api import ComputeTask, Session
     from rhapsody.backends import ConcurrentExecutionBackend
 
-    backend = await ConcurrentExecutionBackend(max_processes=EXE_CONCURRENCY)
+    pool = process_pool() if kind == "process-function" else None
+    backend = await ConcurrentExecutionBackend(pool, max_processes=EXE_CONCURRENCY)
     async with Session(backends=[backend]) as session:
-        if kind == "function":
+        if pool is not None:
+            await warm_session_pool(session)
+        if kind in ("function", "process-function"):
             tasks = [ComputeTask(function=noop) for _ in range(n)]
         else:
             tasks = [ComputeTask(executable=EXE) for _ in range(n)]
@@ -77,9 +116,12 @@ async def rhapsody_py_run(n: int, kind: str) -> None:
     from rhapsody.api import ComputeTask, Session
     from rhapsody.backends import ConcurrentExecutionBackend
 
-    backend = await ConcurrentExecutionBackend()
+    pool = process_pool() if kind == "process-function" else None
+    backend = await ConcurrentExecutionBackend(pool)
     async with Session(backends=[backend]) as session:
-        if kind == "function":
+        if pool is not None:
+            await warm_session_pool(session)
+        if kind in ("function", "process-function"):
             tasks = [ComputeTask(function=noop) for _ in range(n)]
         else:
             tasks = [ComputeTask(executable=EXE) for _ in range(n)]
@@ -139,7 +181,8 @@ def run_one(contender: str, kind: str, n: int) -> dict[str, Any]:
     if contender != "raw":  # one-time import and plugin discovery are not per-task costs
         from rhapsody.backends import ConcurrentExecutionBackend  # noqa: F401
     if contender == "raw":
-        coro = raw_functions(n) if kind == "function" else raw_executables(n)
+        raws = {"function": raw_functions, "process-function": raw_process_functions}
+        coro = raws.get(kind, raw_executables)(n)
     elif contender == "session":
         coro = session_run(n, kind)
     elif contender == "session-spawners":  # every start in a spawner thread, none on the loop
@@ -151,6 +194,8 @@ def run_one(contender: str, kind: str, n: int) -> dict[str, Any]:
         coro = rhapsody_py_run(n, kind)
     start, cpu = time.perf_counter(), time.process_time()
     asyncio.run(coro)
+    if _TIMED_FROM:
+        start, cpu = _TIMED_FROM[-1]
     # CPU of this (driving) process and its threads, per task: the many-core ceiling is 1 / it
     return {
         "seconds": time.perf_counter() - start,
@@ -169,6 +214,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[5000, 100000])
     parser.add_argument("--exe-size", type=int, default=2000)
+    parser.add_argument(
+        "--process-size", type=int, default=5000, help="functions on a process pool (0: none)"
+    )
     parser.add_argument("--memory-size", type=int, default=20000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument(
@@ -222,6 +270,10 @@ def main() -> None:
 
     for n in args.sizes:
         side_by_side("function", f"functions, {n} tasks", "run_in_executor", n)
+    if args.process_size:
+        n = args.process_size
+        label = f"functions on a {POOL_WORKERS}-process pool, {n} tasks"
+        side_by_side("process-function", label, "run_in_executor", n)
     if args.exe_size:  # 0: functions only
         n = args.exe_size
         side_by_side("executable", f"executables, {n} x {EXE}", "create_subprocess_exec", n)

@@ -278,6 +278,43 @@ async def test_process_pool_worker_death_fails_only_that_task(killer, no_stray_c
         assert [t.return_value for t in later] == list(range(5))
 
 
+async def test_a_pool_whose_workers_die_at_start_fails_every_task_at_once(no_stray_children):
+    # Workers that die before running anything (here their initializer exits; a script without
+    # a __main__ guard under spawn does the same): no task is to blame, and trying each one
+    # alone in a fresh pool would take two pool starts per task.
+    pool = ProcessPoolExecutor(max_workers=2, mp_context=SPAWN, initializer=os._exit, initargs=(3,))
+    backend = await ConcurrentExecutionBackend(executor=pool)
+    async with Session(backends=[backend]) as session:
+        for _ in range(2):  # a later submission gets a fresh pool, and the same verdict
+            tasks = [ComputeTask(function=add, args=(i,)) for i in range(40)]
+            await session.submit_tasks(tasks)
+            await session.wait_tasks(tasks, timeout=120)
+            assert [t.state for t in tasks] == [TaskState.FAILED] * 40
+            culprits = [t for t in tasks if "died abruptly" in str(t.exception)]
+            # at most the few that broke the first two pools are blamed; the rest are not
+            assert len(culprits) <= 4
+            rest = [t for t in tasks if t not in culprits]
+            assert all(isinstance(t.exception, BackendError) for t in rest)
+            assert all("cannot run anything" in str(t.exception) for t in rest)
+            assert '__name__ == "__main__"' in str(rest[0].exception)
+
+
+async def test_culprits_in_a_row_fail_alone_and_their_bystanders_run(no_stray_children):
+    # pools broken in a row by real culprits: the probe between them passes, nothing else fails
+    backend = await ConcurrentExecutionBackend(
+        executor=ProcessPoolExecutor(max_workers=2, mp_context=SPAWN)
+    )
+    async with Session(backends=[backend]) as session:
+        culprits = [ComputeTask(function=kill_myself) for _ in range(3)]
+        bystanders = [ComputeTask(function=add, args=(i,)) for i in range(6)]
+        batch = [*culprits, *bystanders]
+        await session.submit_tasks(batch)
+        await session.wait_tasks(batch, timeout=120)
+        assert [t.state for t in culprits] == [TaskState.FAILED] * 3
+        assert all("worker process running it died" in str(t.exception) for t in culprits)
+        assert [t.return_value for t in bystanders] == list(range(6))
+
+
 async def test_process_pool_timeout_stops_the_function(no_stray_children):
     backend = await ConcurrentExecutionBackend(
         executor=ProcessPoolExecutor(max_workers=2, mp_context=SPAWN)

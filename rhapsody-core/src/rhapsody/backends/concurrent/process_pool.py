@@ -5,6 +5,13 @@ flight on it. The dispatcher replaces the pool and re-runs the affected tasks on
 suspects: a task that breaks the pool a second time is the culprit and FAILS with a clear error;
 the others finish normally. Canceling or timing out a running task kills the pool's workers the
 same way (a process cannot be interrupted otherwise), without counting against the bystanders.
+
+A pool whose workers die before they run anything (an initializer that fails, a script without
+an ``if __name__ == "__main__":`` guard under ``spawn``) would make every task a suspect in turn,
+one fresh pool each: hours for a few thousand tasks, each blamed. So when a replacement breaks
+too before any call came back, a trivial call probes the next pool before anything else runs;
+if the probe breaks it as well, the pool cannot run anything and every waiting task FAILS at
+once, with an error that says so.
 """
 
 from __future__ import annotations
@@ -100,6 +107,8 @@ class ProcessPoolDispatcher:
         self._futures: dict[ComputeTask, Future[Any]] = {}
         self._in_flight = 0
         self._closed = False
+        self._breaks = 0  # pools broken in a row, no call having come back in between
+        self._probing: ProcessPoolExecutor | None = None  # the pool a probe call runs on
 
     def submit(self, task: ComputeTask) -> None:
         self._queue.append(task)
@@ -107,6 +116,8 @@ class ProcessPoolDispatcher:
             self._pump()
 
     def _pump(self) -> None:
+        if self._probing is not None:
+            return  # nothing runs until the probe says the pool can run anything
         while self._in_flight < self._limit and not self._closed:
             if self._suspects and self._suspect_in_flight is None:
                 task = self._suspects.popleft()
@@ -155,7 +166,12 @@ class ProcessPoolDispatcher:
         task, pool = future._rhapsody  # type: ignore[attr-defined]
         self._inbox.push(task, future, pool)
 
-    def _completed(self, task: ComputeTask, future: Future[Any], pool: ProcessPoolExecutor) -> None:
+    def _completed(
+        self, task: ComputeTask | None, future: Future[Any], pool: ProcessPoolExecutor
+    ) -> None:
+        if task is None:
+            self._probed(future, pool)
+            return
         self._in_flight -= 1
         if self._suspect_in_flight is task:
             self._suspect_in_flight = None
@@ -173,7 +189,9 @@ class ProcessPoolDispatcher:
         error = future.exception()
         if isinstance(error, BrokenProcessPool):
             self._broken(task, pool)
-        elif error is not None:
+            return
+        self._breaks = 0  # a call came back: the pool can run things
+        if error is not None:
             self._fail(task, error)
         else:
             ok, value, text, pid = future.result()
@@ -189,6 +207,10 @@ class ProcessPoolDispatcher:
     def _broken(self, task: ComputeTask, pool: ProcessPoolExecutor) -> None:
         if pool is self.pool:
             self._replace(pool)
+            if id(pool) not in self._killed_pools:
+                self._breaks += 1
+                if self._breaks >= 2:
+                    self._probe()
         if task.done:
             return
         if id(pool) in self._killed_pools:  # we killed it (cancel/timeout): not this task's fault
@@ -218,6 +240,58 @@ class ProcessPoolDispatcher:
         terminate_workers(broken)
         broken.shutdown(wait=False, cancel_futures=True)
         self._on_new_pool(self.pool)
+
+    # -- a pool that cannot run anything ----------------------------------------------------------
+
+    def _probe(self) -> None:
+        """Run a trivial call on the fresh pool before anything else."""
+        pool = self._probing = self.pool
+        try:
+            future = pool.submit(os.getpid)
+        except Exception as exc:  # noqa: BLE001 - the pool refuses work: nothing can run
+            self._probing = None
+            self._fail_all(exc)
+            return
+        future._rhapsody = (None, pool)  # type: ignore[attr-defined]
+        future.add_done_callback(self._future_done)
+
+    def _probed(self, future: Future[Any], pool: ProcessPoolExecutor) -> None:
+        if pool is not self._probing:
+            return
+        self._probing = None
+        error = None if future.cancelled() else future.exception()
+        if future.cancelled() or error is not None:
+            if pool is self.pool:
+                self._replace(pool)  # a fresh pool for what is submitted later
+            self._fail_all(error)
+        else:
+            self._breaks = 0
+        self._pump()
+
+    def _fail_all(self, error: BaseException | None) -> None:
+        """Fail every task waiting for the pool: its workers die before running anything."""
+        waiting = [*self._suspects, *self._queue]
+        self._suspects.clear()
+        self._queue.clear()
+        self._strikes.clear()
+        self._breaks = 0  # a later submission gets a fresh pool and a fresh chance
+        log.error(
+            "the process pool's workers die before they run anything; %d waiting task(s) fail",
+            len(waiting),
+        )
+        for task in waiting:
+            if not task.done:
+                self._fail(
+                    task,
+                    BackendError(
+                        f"{task_label(task.uid)}: the process pool cannot run anything: its "
+                        "worker processes died before running a task, in three pools in a row "
+                        "(the last one given only a trivial call). Check the pool's "
+                        "initializer, and that a script using a 'spawn' or 'forkserver' pool "
+                        'starts its work under `if __name__ == "__main__":`'
+                        + (f" ({type(error).__name__}: {error})" if error is not None else "")
+                    ),
+                )
 
     def _fail(self, task: ComputeTask, error: BaseException) -> None:
         task.exception = error
