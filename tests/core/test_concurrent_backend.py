@@ -278,6 +278,38 @@ async def test_process_pool_worker_death_fails_only_that_task(killer, no_stray_c
         assert [t.return_value for t in later] == list(range(5))
 
 
+async def test_process_pool_functions_by_value_are_pickled_afresh_per_batch(no_stray_children):
+    # A function cloudpickle sends by value (a closure here, a function of the user's script
+    # alike) is pickled once per batch, not once per task: a later batch sees the values of its
+    # time, not the first batch's pickle; two functions of the same code stay two functions in
+    # the workers (their cache is keyed by the pickle).
+    box = [1]
+
+    def boxed() -> int:
+        return box[0]
+
+    def constant(value: int):
+        return lambda: value
+
+    backend = await ConcurrentExecutionBackend(
+        executor=ProcessPoolExecutor(max_workers=2, mp_context=SPAWN)
+    )
+    async with Session(backends=[backend]) as session:
+        first = [ComputeTask(function=boxed) for _ in range(6)]
+        await session.submit_tasks(first)
+        await session.wait_tasks(first, timeout=60)  # (a task launched later sees later values)
+        box[0] = 2
+        second = [ComputeTask(function=boxed) for _ in range(6)]
+        mixed = [ComputeTask(function=constant(i % 3)) for i in range(9)]
+        with_args = [ComputeTask(function=add, args=(i,), kwargs={"b": 10}) for i in range(3)]
+        await session.submit_tasks([*second, *mixed, *with_args])
+        await session.wait_tasks([*first, *second, *mixed, *with_args], timeout=60)
+        assert [t.return_value for t in first] == [1] * 6
+        assert [t.return_value for t in second] == [2] * 6
+        assert [t.return_value for t in mixed] == [i % 3 for i in range(9)]
+        assert [t.return_value for t in with_args] == [10, 11, 12]
+
+
 async def test_a_pool_whose_workers_die_at_start_fails_every_task_at_once(no_stray_children):
     # Workers that die before running anything (here their initializer exits; a script without
     # a __main__ guard under spawn does the same): no task is to blame, and trying each one

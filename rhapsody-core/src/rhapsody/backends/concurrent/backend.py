@@ -305,6 +305,8 @@ class ConcurrentExecutionBackend(ExecutionBackend):
         if self._inbox is None:
             await self._ensure_initialized()
         dispatcher, threads, executor = self._dispatcher, self._threads, self._executor
+        if dispatcher is not None:
+            dispatcher.begin_batch()
         run_function = self._run_function
         placing: list[tuple[BaseTask, ResourceRequest]] = []
         for i, task in enumerate(tasks):
