@@ -64,8 +64,9 @@ fi
 
 # 2. many-core throughput and driving-process CPU per task (issue 13), telemetry (issue 11)
 if part bench; then
-phase "concurrent" 100 bench_concurrent.txt "$PYTHON" benchmarks/bench_concurrent.py \
-    --sizes "$F" --exe-size "$EXE" --repeat "$R" --memory-size "$((F / 5))"
+phase "concurrent" 130 bench_concurrent.txt "$PYTHON" benchmarks/bench_concurrent.py \
+    --sizes "$F" --exe-size "$EXE" --process-size "$((EXE * 2))" --repeat "$R" \
+    --memory-size "$((F / 5))"
 # (3 rounds of 16-worker clusters outran 90 s on the node: 2 rounds, 150 s)
 phase "dask" 150 bench_dask.txt "$PYTHON" benchmarks/bench_dask.py --size "$DASK" --repeat 2
 phase "dragon" 120 bench_dragon.txt dragon "$PYTHON" benchmarks/bench_dragon.py \
