@@ -331,6 +331,21 @@ async def test_a_pool_whose_workers_die_at_start_fails_every_task_at_once(no_str
             assert '__name__ == "__main__"' in str(rest[0].exception)
 
 
+async def test_closing_while_a_dying_pool_is_probed_ends_every_task(no_stray_children):
+    # closed as soon as the first pool broke: whatever the probe is doing then, every task ends
+    pool = ProcessPoolExecutor(max_workers=2, mp_context=SPAWN, initializer=os._exit, initargs=(3,))
+    backend = await ConcurrentExecutionBackend(executor=pool)
+    session = Session(backends=[backend])
+    tasks = [ComputeTask(function=add, args=(i,)) for i in range(20)]
+    await session.submit_tasks(tasks)
+    for _ in range(600):
+        if any(t.done for t in tasks) or backend._dispatcher._probing is not None:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.wait_for(session.close(), 60)
+    assert all(t.state in (TaskState.FAILED, TaskState.CANCELED) for t in tasks)
+
+
 async def test_culprits_in_a_row_fail_alone_and_their_bystanders_run(no_stray_children):
     # pools broken in a row by real culprits: the probe between them passes, nothing else fails
     backend = await ConcurrentExecutionBackend(

@@ -281,6 +281,8 @@ class ProcessPoolDispatcher:
         if pool is not self._probing:
             return
         self._probing = None
+        if self._closed:  # the shutdown canceled it: no new pool, and nothing waits any more
+            return
         error = None if future.cancelled() else future.exception()
         if future.cancelled() or error is not None:
             if pool is self.pool:
