@@ -58,7 +58,8 @@ phase "GPU: concurrent placement, telemetry sampling" 120 gpu_tests.txt "${pytes
     "tests/core/test_telemetry_session.py::test_gpu_sampling_reads_every_gpu"
 phase "GPU: Dragon placement and template affinity" 150 gpu_tests.txt dragon "${pytest[@]}" \
     "tests/dragon/test_dragon_resources.py::test_on_real_gpus_each_rank_sees_exactly_its_own" \
-    "tests/dragon/test_dragon_templates.py::test_gpu_affinity_sets_cuda_visible_devices"
+    "tests/dragon/test_dragon_templates.py::test_gpu_affinity_sets_cuda_visible_devices" \
+    "tests/dragon/test_dragon_templates.py::test_gpu_affinity_holds_for_executables_started_together"
 cleanup_dragon
 fi
 

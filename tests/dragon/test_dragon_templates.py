@@ -242,6 +242,32 @@ async def test_gpu_affinity_sets_cuda_visible_devices(session):
         assert task.return_value[2] == ",".join(map(str, policy.gpu_affinity))
 
 
+@pytest.mark.skipif(
+    not any(
+        __import__("dragon.native.machine", fromlist=["Node"]).Node(h).gpus
+        for h in __import__("dragon.native.machine", fromlist=["System"]).System().nodes
+    ),
+    reason="this machine has no GPUs (Node.gpus is None): GPU affinity is checked where GPUs exist",
+)
+async def test_gpu_affinity_holds_for_executables_started_together(session):
+    """Executables submitted together start in one request (a Dragon group): each keeps the
+    policy of its own template."""
+    policies = gpu_policies()
+    tasks = [
+        ComputeTask(
+            executable="/bin/sh",
+            arguments=["-c", "echo $CUDA_VISIBLE_DEVICES"],
+            task_backend_specific_kwargs={"process_template": {"policy": p}},
+        )
+        for p in policies
+        for _ in range(3)
+    ]
+    await session.submit_tasks(tasks)
+    await asyncio.gather(*tasks)
+    expected = [",".join(map(str, p.gpu_affinity)) for p in policies for _ in range(3)]
+    assert [t.stdout.strip() for t in tasks] == expected
+
+
 def test_rhapsody_py_names_of_the_dragon_backend():
     import rhapsody
     from rhapsody.backends import DragonExecutionBackend

@@ -4,12 +4,14 @@ Each process is a ``dragon.native.process.Process`` started with the task's temp
 ``policy`` (host placement, GPU affinity) applies to it; Dragon's ``Batch`` would run it on a
 pool worker placed once at start-up. A job (``process_templates``) is one process per rank, each
 with its own template. Starting a process is one round trip to Dragon's global services, so a
-few threads start them side by side.
+few threads start them side by side, and executables waiting together are started in one
+request (a Dragon group of up to :data:`GROUP_PROCESSES`), destroyed once they all exited.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import queue
 import threading
@@ -22,14 +24,18 @@ import cloudpickle  # type: ignore[import-untyped]
 from rhapsody.api import ComputeTask
 from rhapsody.backends.task_output import capture_paths
 
-from .global_services import start_process
+from .global_services import destroy_group, start_group, start_process
 from .killing import kill_owner
 from .reaper import Reaper
 from .runtime import hostname_of
 from .templates import Template, resolve_streams, wants_pipe
 from .worker_side import MARK_BACKEND, MARK_OWNER, process_function
 
+log = logging.getLogger(__name__)
+
 LAUNCH_THREADS = 4
+# Executables waiting together start together, this many processes in one request at most.
+GROUP_PROCESSES = 64
 
 # What the launcher hands back for a finished task: (task, outcome); see backend._complete.
 Deliver = Callable[[ComputeTask, "JobOutcome | None"], None]
@@ -85,7 +91,10 @@ class ProcessLauncher:
         self._jobs: dict[str, Job] = {}
         self._captures: dict[str, tuple[str, str]] = {}
         self._by_puid: dict[int, tuple[Job, int]] = {}
-        self._launches: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._groups: dict[int, set[int]] = {}  # group id -> its processes not seen exiting
+        self._group_of: dict[int, int] = {}  # puid -> group id
+        # jobs to start; the id of a group to destroy; None: stop
+        self._launches: queue.SimpleQueue[Job | int | None] = queue.SimpleQueue()
         self._threads = [
             threading.Thread(
                 target=self._launch_loop, name=f"rhapsody-dragon-launch-{i}", daemon=True
@@ -108,23 +117,95 @@ class ProcessLauncher:
     # -- starting ---------------------------------------------------------------------------------
 
     def _launch_loop(self) -> None:
-        while (job := self._launches.get()) is not None:
+        while (item := self._launches.get()) is not None:
+            if isinstance(item, int):  # a group whose processes all exited
+                self._destroy_group(item)
+                continue
+            jobs = self._take_more(item)
+            executables = [job for job in jobs if job.task.function is None]
+            if len(executables) > 1:
+                self._start_group(executables)
+            for job in jobs:
+                if job.task.function is not None or len(executables) == 1:
+                    self._launch(job)
+
+    def _take_more(self, job: Job) -> list[Job]:
+        """``job`` and those queued behind it, up to :data:`GROUP_PROCESSES` processes."""
+        jobs, count = [job], len(job.plan)
+        while count < GROUP_PROCESSES:
+            try:
+                item = self._launches.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:  # stopping: left for whichever thread takes it next
+                self._launches.put(None)
+                break
+            if isinstance(item, int):
+                self._destroy_group(item)
+                continue
+            jobs.append(item)
+            count += len(item.plan)
+        return jobs
+
+    def _launch(self, job: Job, plan: list[dict[str, Any]] | None = None) -> None:
+        """Start ``job``'s processes one by one (``plan``: made already)."""
+        if job.task.done or job.ended:
+            self._drop(job)
+            return
+        from dragon.native.process import Process
+
+        try:
+            for rank, arguments in enumerate(plan or self._plan_processes(job)):
+                puid, node = start_process(Process(**arguments))
+                self._record(job, rank, puid, node)
+        except Exception as exc:  # noqa: BLE001 - Dragon refused: the task fails, not the backend
+            self._refused(job, f"{type(exc).__name__}: {exc}")
+            return
+        self._launched(job)
+
+    def _start_group(self, jobs: list[Job]) -> None:
+        """Start the processes of several executables' jobs in one request (a Dragon group)."""
+        from dragon.native.process import ProcessTemplate
+
+        ready: list[tuple[Job, list[dict[str, Any]]]] = []
+        for job in jobs:
             if job.task.done or job.ended:
                 self._drop(job)
                 continue
             try:
-                self._start(job)
-            except Exception as exc:  # noqa: BLE001 - Dragon refused: the task fails, not the backend
-                job.error = f"Dragon could not start it: {type(exc).__name__}: {exc}"
-                self._abort(job)
-                continue
-            self._running(job.task)
-            if job.task.done:  # canceled while starting
-                self.kill(job)
+                ready.append((job, self._plan_processes(job)))
+            except Exception as exc:  # noqa: BLE001 - as in _launch
+                self._refused(job, f"{type(exc).__name__}: {exc}")
+        try:
+            templates = [ProcessTemplate(**a) for _, plan in ready for a in plan]
+            g_uid, started = start_group(templates) if templates else (0, [])
+        except Exception as exc:  # noqa: BLE001 - the request as a whole: each job on its own,
+            # so that an error is told to its own task
+            log.debug("dragon: a group of %d processes did not start (%s)", len(ready), exc)
+            for job, plan in ready:
+                self._launch(job, plan)
+            return
+        with self._lock:  # before any is watched: an exit may be seen right after
+            members = {puid for puid, _ in (s for s in started if not isinstance(s, str))}
+            if members:
+                self._groups[g_uid] = members
+                self._group_of.update(dict.fromkeys(members, g_uid))
+        if not members and templates:
+            self._destroy_group(g_uid)
+        results = iter(started)
+        for job, plan in ready:
+            mine = [next(results) for _ in plan]
+            for rank, result in enumerate(mine):
+                if not isinstance(result, str):
+                    self._record(job, rank, *result)
+            errors = [result for result in mine if isinstance(result, str)]
+            if errors:
+                self._refused(job, errors[0])
+            else:
+                self._launched(job)
 
-    def _start(self, job: Job) -> None:
-        from dragon.native.process import Process
-
+    def _plan_processes(self, job: Job) -> list[dict[str, Any]]:
+        """The arguments of each rank's ``Process`` (or ``ProcessTemplate``); sets ``job.files``."""
         task = job.task
         is_function = task.function is not None
         blob = (
@@ -135,6 +216,7 @@ class ProcessLauncher:
         capture = self._capture_paths(task) if task.capture_stdio else None
         target: Any
         args: Any
+        plan, files = [], []
         for rank, template in enumerate(job.plan):
             if is_function:
                 target, args = process_function, (self._outq_blob, task.uid, rank, blob)
@@ -147,30 +229,59 @@ class ProcessLauncher:
             elif out is None and wants_pipe(template):  # a function's output, asked for
                 out, err = self._output_paths(task, rank)
             stdin, stdout, stderr = resolve_streams(template, out, err)
-            job.files.append((out if stdout == out else None, err if stderr == err else None))
+            files.append((out if stdout == out else None, err if stderr == err else None))
             env = {
                 **(template.get("env") or {}),
                 MARK_BACKEND: self._token,
                 MARK_OWNER: job.owner,
             }
-            cwd = os.fspath(template.get("cwd") or os.getcwd())
-            process = Process(
-                target,
-                args,
-                cwd=cwd,
-                env=env,
-                stdin=stdin,
-                stdout=stdout,
-                stderr=stderr,
-                policy=template.get("policy"),
-                options=template.get("options"),
+            plan.append(
+                {
+                    "target": target,
+                    "args": args,
+                    "cwd": os.fspath(template.get("cwd") or os.getcwd()),
+                    "env": env,
+                    "stdin": stdin,
+                    "stdout": stdout,
+                    "stderr": stderr,
+                    "policy": template.get("policy"),
+                    "options": template.get("options"),
+                }
             )
-            puid, node = start_process(process)
-            with self._lock:
-                job.puids.append(puid)
-                job.nodes.add(node)
-                self._by_puid[puid] = (job, rank)
-            self._reaper.watch([puid])
+        job.files = files
+        return plan
+
+    def _record(self, job: Job, rank: int, puid: int, node: Any) -> None:
+        with self._lock:
+            job.puids.append(puid)
+            job.nodes.add(node)
+            self._by_puid[puid] = (job, rank)
+        self._reaper.watch([puid])
+
+    def _leave_group(self, puid: int) -> int | None:
+        """Under the lock: ``puid`` is gone; its group's id if that was its last process."""
+        g_uid = self._group_of.pop(puid, None)
+        if g_uid is None:
+            return None
+        left = self._groups.get(g_uid)
+        if left is None:
+            return None
+        left.discard(puid)
+        return None if left else g_uid
+
+    def _destroy_group(self, g_uid: int) -> None:
+        with self._lock:
+            self._groups.pop(g_uid, None)
+        destroy_group(g_uid)
+
+    def _refused(self, job: Job, why: str) -> None:
+        job.error = f"Dragon could not start it: {why}"
+        self._abort(job)
+
+    def _launched(self, job: Job) -> None:
+        self._running(job.task)
+        if job.task.done:  # canceled while starting
+            self.kill(job)
 
     def _command(self, task: ComputeTask) -> tuple[str, list[str]]:
         argv = [os.fspath(task.executable), *map(os.fspath, task.arguments)]  # type: ignore[arg-type]
@@ -206,12 +317,15 @@ class ProcessLauncher:
             found = self._by_puid.pop(puid, None)
             if found is None:
                 return False
+            finished_group = self._leave_group(puid)
             job, rank = found
             job.codes[rank] = code
             if code != 0 and job.first_failed is None:
                 job.first_failed = rank
             finished = len(job.codes) == len(job.plan)
             failed = code != 0 and not finished and not job.ended
+        if finished_group is not None:  # destroyed by a launcher thread, off the reader's path
+            self._launches.put(finished_group)
         if failed:  # one rank failed: stop the others rather than let them wait for it
             job.ended = True
             self.kill(job)
@@ -251,10 +365,15 @@ class ProcessLauncher:
         """A job that could not start: stop the ranks that did and fail it."""
         job.ended = True
         self.kill(job)
+        finished_groups = []
         with self._lock:
             for puid in job.puids:
                 self._by_puid.pop(puid, None)
                 self._reaper.forget(puid)
+                finished_groups.append(self._leave_group(puid))
+        for g_uid in finished_groups:
+            if g_uid is not None:
+                self._launches.put(g_uid)
         for rank in range(len(job.plan)):
             job.codes.setdefault(rank, None)
         self._finish(job)
@@ -293,6 +412,10 @@ class ProcessLauncher:
         for job in jobs:
             job.ended = True
             self.kill(job)
+        with self._lock:
+            groups = list(self._groups)
+        for g_uid in groups:  # whatever its processes' state: they were killed above
+            self._destroy_group(g_uid)
         return not any(job.puids and job.task.function is not None for job in jobs)
 
 

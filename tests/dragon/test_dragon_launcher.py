@@ -1,0 +1,166 @@
+"""Starting tasks as Dragon processes: executables waiting together start in one request (a
+Dragon group), a process that cannot start fails its own task only, and every group is
+destroyed once its processes exited (or at shutdown)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from rhapsody.api import ComputeTask, Session, TaskState
+from rhapsody_dragon import global_services, launcher
+
+from ..conftest import wait_until
+
+NOWHERE = "/nonexistent-rhapsody-directory"
+
+
+class GroupSpy:
+    """Wraps the real ``start_group``/``destroy_group``: what was asked and what came back."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+        self.results: list[list[Any]] = []
+        self.created: list[int] = []
+        self.destroyed: list[int] = []
+
+    def start_group(self, templates: list[Any]) -> tuple[int, list[Any]]:
+        self.sizes.append(len(templates))
+        g_uid, started = global_services.start_group(templates)
+        self.created.append(g_uid)
+        self.results.append(started)
+        return g_uid, started
+
+    def destroy_group(self, g_uid: int) -> None:
+        self.destroyed.append(g_uid)
+        global_services.destroy_group(g_uid)
+
+
+@pytest.fixture
+def spy(monkeypatch: pytest.MonkeyPatch) -> Iterator[GroupSpy]:
+    found = GroupSpy()
+    monkeypatch.setattr(launcher, "start_group", found.start_group)
+    monkeypatch.setattr(launcher, "destroy_group", found.destroy_group)
+    yield found
+
+
+@contextlib.asynccontextmanager
+async def launchers_held(seconds: float = 0.3):
+    """Holds the global-services lock while the body submits and for ``seconds`` after: the
+    launcher threads take what was queued and wait, so that it starts in few requests."""
+    global_services.GS_LOCK.acquire()
+    try:
+        yield
+        await asyncio.sleep(seconds)
+    finally:
+        global_services.GS_LOCK.release()
+
+
+async def test_executables_waiting_together_start_in_one_request_and_each_gets_its_own(
+    dragon, session, spy
+):
+    tasks = [ComputeTask(executable="/bin/echo", arguments=[f"task {i}"]) for i in range(24)]
+    async with launchers_held():
+        await session.submit_tasks(tasks)
+    await session.wait_tasks(tasks, timeout=60)
+    assert [t.state for t in tasks] == [TaskState.DONE] * 24
+    assert [t.stdout for t in tasks] == [f"task {i}\n" for i in range(24)]
+    # at most one request per launcher thread while they waited: some took several
+    assert max(spy.sizes) > 1 and sum(spy.sizes) <= 24
+    assert all(t.worker and t.worker.startswith("puid ") for t in tasks)
+    assert len({t.worker for t in tasks}) == 24
+    # every group is destroyed once its processes exited, off the tasks' path
+    assert wait_until(lambda: sorted(spy.destroyed) == sorted(spy.created), timeout=15)
+    assert not dragon._launcher._groups and not dragon._launcher._group_of
+
+
+async def test_a_process_that_cannot_start_fails_its_own_task_only(dragon, session, spy):
+    good = [ComputeTask(executable="/bin/echo", arguments=[str(i)]) for i in range(10)]
+    bad = ComputeTask(
+        executable="/bin/true", task_backend_specific_kwargs={"process_template": {"cwd": NOWHERE}}
+    )
+    tasks = [*good[:5], bad, *good[5:]]
+    async with launchers_held():
+        await session.submit_tasks(tasks)
+    await session.wait_tasks(tasks, timeout=60)
+    assert [t.state for t in good] == [TaskState.DONE] * 10
+    assert bad.state is TaskState.FAILED
+    assert "Dragon could not start it" in str(bad.exception)
+    # it was in a request with the others (all queued while the launchers waited), and
+    # Dragon said of it alone that it did not start
+    assert [isinstance(r, str) for res in spy.results for r in res].count(True) == 1
+    assert wait_until(lambda: sorted(spy.destroyed) == sorted(spy.created), timeout=15)
+
+
+def test_start_group_reports_each_process_and_what_did_not_start():
+    from dragon.globalservices.process import multi_join
+    from dragon.native.process import ProcessTemplate
+
+    templates = [
+        ProcessTemplate(target="/bin/true", cwd="/tmp"),
+        ProcessTemplate(target="/bin/true", cwd=NOWHERE),
+        ProcessTemplate(target="/bin/false", cwd="/tmp"),
+    ]
+    g_uid, started = global_services.start_group(templates)
+    try:
+        assert isinstance(started[1], str) and started[1]
+        first, third = started[0], started[2]
+        assert isinstance(first, tuple) and isinstance(third, tuple)
+        puids = [first[0], third[0]]
+        codes: dict[int, int] = {}
+
+        def both_exited() -> bool:
+            found, _ = multi_join(puids, timeout=0)
+            codes.update((int(p), c) for p, c in found or ())
+            return len(codes) == 2
+
+        assert wait_until(both_exited, timeout=30)
+        assert codes == {first[0]: 0, third[0]: 1}
+    finally:
+        global_services.destroy_group(g_uid)
+
+
+async def test_a_group_request_that_fails_as_a_whole_starts_each_task_alone(
+    dragon, session, monkeypatch
+):
+    asked = []
+
+    def refuse(templates: list[Any]) -> tuple[int, list[Any]]:
+        asked.append(len(templates))
+        raise RuntimeError("global services said no")
+
+    monkeypatch.setattr(launcher, "start_group", refuse)
+    tasks = [ComputeTask(executable="/bin/echo", arguments=[str(i)]) for i in range(12)]
+    async with launchers_held():
+        await session.submit_tasks(tasks)
+    await session.wait_tasks(tasks, timeout=60)
+    assert asked and max(asked) > 1
+    assert [t.stdout for t in tasks] == [f"{i}\n" for i in range(12)]
+    assert {t.state for t in tasks} == {TaskState.DONE}
+
+
+async def test_shutdown_destroys_the_groups_of_processes_still_running(tmp_path, spy):
+    from rhapsody.backends import DragonExecutionBackendV3
+
+    backend = await DragonExecutionBackendV3(num_workers=1)
+    session = Session(backends=[backend], work_dir=tmp_path)
+    await session.start()
+    tasks = [ComputeTask(executable="/bin/sleep", arguments=["60"]) for _ in range(6)]
+    async with launchers_held():
+        await session.submit_tasks(tasks)
+    try:
+        for _ in range(300):  # the states change on the event loop: wait on it
+            if all(t.state is TaskState.RUNNING for t in tasks):
+                break
+            await asyncio.sleep(0.1)
+        assert {t.state for t in tasks} == {TaskState.RUNNING}
+        assert spy.created
+    finally:
+        await asyncio.wait_for(session.close(), 60)
+    assert {t.state for t in tasks} == {TaskState.CANCELED}
+    assert sorted(spy.destroyed) == sorted(spy.created)
+    # the autouse fixture checks that no process of the backend is left
