@@ -164,3 +164,25 @@ async def test_shutdown_destroys_the_groups_of_processes_still_running(tmp_path,
     assert {t.state for t in tasks} == {TaskState.CANCELED}
     assert sorted(spy.destroyed) == sorted(spy.created)
     # the autouse fixture checks that no process of the backend is left
+
+
+async def test_jobs_of_several_ranks_start_together_and_fail_as_a_whole(dragon, session, spy):
+    echo = {"executable": "/bin/sh", "arguments": ["-c", "echo rank"]}
+    job = ComputeTask(**echo, task_backend_specific_kwargs={"process_templates": [(3, {})]})
+    # its second rank cannot start: the whole job fails, its first rank is stopped
+    broken = ComputeTask(
+        executable="/bin/sleep",
+        arguments=["60"],
+        task_backend_specific_kwargs={"process_templates": [(1, {}), (1, {"cwd": NOWHERE})]},
+    )
+    single = ComputeTask(**echo)
+    async with launchers_held():
+        await session.submit_tasks([job, broken, single])
+    await session.wait_tasks([job, broken, single], timeout=60)
+    assert spy.sizes == [6]  # one request: 3 + 2 + 1 processes
+    assert job.state is TaskState.DONE and job.return_value == ["rank\n"] * 3
+    assert single.state is TaskState.DONE
+    assert broken.state is TaskState.FAILED
+    assert "Dragon could not start it" in str(broken.exception)
+    # its first rank (sleep 60) was killed: the autouse fixture checks no process is left
+    assert wait_until(lambda: sorted(spy.destroyed) == sorted(spy.created), timeout=15)
