@@ -6,7 +6,8 @@
 # whole run ends within BUDGET seconds (default 540: a device command may run 600). Logs go to
 # $OUT (at most 8 files come back): env.txt, gpu_tests.txt, bench_*.txt.
 # QUICK=1 shrinks every workload (a dry run of this script on any machine). PARTS="gpu bench
-# writer profile big" (the default: all) picks the groups of checks to run.
+# writer profile big" (the default: all) picks the groups of checks to run; "dragon" and
+# "telemetry" run one phase of "bench" alone.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/rhapsody-device-out}
@@ -70,9 +71,14 @@ phase "concurrent" 130 bench_concurrent.txt "$PYTHON" benchmarks/bench_concurren
     --memory-size "$((F / 5))"
 # (3 rounds of 16-worker clusters outran 90 s on the node: 2 rounds, 150 s)
 phase "dask" 150 bench_dask.txt "$PYTHON" benchmarks/bench_dask.py --size "$DASK" --repeat 2
+fi
+# (PARTS=dragon or PARTS=telemetry: that phase of "bench" alone)
+if part bench || part dragon; then
 phase "dragon" 120 bench_dragon.txt dragon "$PYTHON" benchmarks/bench_dragon.py \
-    --functions "$DRAGON" --executables "$((EXE / 10))" --repeat "$R"
+    --functions "$DRAGON" --executables "$((EXE / 4))" --repeat "$R"
 cleanup_dragon
+fi
+if part bench || part telemetry; then
 phase "telemetry" 90 bench_telemetry.txt "$PYTHON" benchmarks/bench_telemetry.py \
     --size "$TEL" --repeat "$R" --memory-size "$((TEL / 5))"
 fi
