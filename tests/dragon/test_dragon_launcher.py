@@ -186,3 +186,23 @@ async def test_jobs_of_several_ranks_start_together_and_fail_as_a_whole(dragon, 
     assert "Dragon could not start it" in str(broken.exception)
     # its first rank (sleep 60) was killed: the autouse fixture checks no process is left
     assert wait_until(lambda: sorted(spy.destroyed) == sorted(spy.created), timeout=15)
+
+
+async def test_a_bug_while_starting_fails_the_tasks_instead_of_leaving_them_waiting(
+    dragon, session, monkeypatch
+):
+    def broken(self: Any, jobs: list[Any]) -> None:
+        raise RuntimeError("a bug in the launcher")
+
+    monkeypatch.setattr(launcher.ProcessLauncher, "_start_group", broken)
+    tasks = [ComputeTask(executable="/bin/true") for _ in range(8)]
+    async with launchers_held():
+        await session.submit_tasks(tasks)
+    await session.wait_tasks(tasks, timeout=60)
+    assert {t.state for t in tasks} == {TaskState.FAILED}
+    assert all("a bug in the launcher" in str(t.exception) for t in tasks)
+    # the launcher threads live on: a later task starts
+    later = ComputeTask(executable="/bin/echo", arguments=["still here"])
+    await session.submit_tasks([later])
+    await session.wait_tasks([later], timeout=60)
+    assert later.stdout == "still here\n"

@@ -64,6 +64,9 @@ def start_group(templates: list[Any]) -> tuple[int, list[tuple[int, Any] | str]]
                 started.append((int(member.uid), member.desc.h_uid))
             else:
                 started.append(str(member.error_info or "it was not created"))
+    if len(started) != len(templates):  # not what was asked: stop it all, say so
+        destroy_group(int(group.g_uid))
+        raise RuntimeError(f"Dragon made a group of {len(started)} for {len(templates)} processes")
     return int(group.g_uid), started
 
 

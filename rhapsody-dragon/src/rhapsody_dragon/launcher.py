@@ -122,12 +122,18 @@ class ProcessLauncher:
                 self._destroy_group(item)
                 continue
             jobs = self._take_more(item)
-            executables = [job for job in jobs if job.task.function is None]
-            if len(executables) > 1:
-                self._start_group(executables)
-            for job in jobs:
-                if job.task.function is not None or len(executables) == 1:
-                    self._launch(job)
+            try:
+                executables = [job for job in jobs if job.task.function is None]
+                if len(executables) > 1:
+                    self._start_group(executables)
+                for job in jobs:
+                    if job.task.function is not None or len(executables) == 1:
+                        self._launch(job)
+            except Exception as exc:  # a bug of ours: no task of the batch is left waiting
+                log.exception("dragon: starting %d task(s) failed", len(jobs))
+                for job in jobs:
+                    if self.owns(job.task) and not job.puids and not job.ended:
+                        self._refused(job, f"{type(exc).__name__}: {exc}")
 
     def _take_more(self, job: Job) -> list[Job]:
         """``job`` and those queued behind it, up to :data:`GROUP_PROCESSES` processes."""
@@ -186,7 +192,7 @@ class ProcessLauncher:
                 self._launch(job, plan)
             return
         with self._lock:  # before any is watched: an exit may be seen right after
-            members = {puid for puid, _ in (s for s in started if not isinstance(s, str))}
+            members = {result[0] for result in started if not isinstance(result, str)}
             if members:
                 self._groups[g_uid] = members
                 self._group_of.update(dict.fromkeys(members, g_uid))
