@@ -206,3 +206,66 @@ async def test_a_bug_while_starting_fails_the_tasks_instead_of_leaving_them_wait
     await session.submit_tasks([later])
     await session.wait_tasks([later], timeout=60)
     assert later.stdout == "still here\n"
+
+
+async def test_functions_with_templates_start_together_and_return_their_values(
+    dragon, session, spy
+):
+    from . import payloads
+
+    singles = [
+        ComputeTask(
+            function=payloads.add,
+            args=(i,),
+            kwargs={"b": 100},
+            task_backend_specific_kwargs={"process_template": {}},
+        )
+        for i in range(5)
+    ]
+    job = ComputeTask(
+        function=payloads.square,
+        args=(7,),
+        task_backend_specific_kwargs={"process_templates": [(3, {})]},
+    )
+    # a call larger than a group's request may carry is started on its own
+    large = ComputeTask(
+        function=len,
+        args=(b"x" * 300_000,),
+        task_backend_specific_kwargs={"process_template": {}},
+    )
+    tasks = [*singles, job, large]
+    async with launchers_held():
+        await session.submit_tasks(tasks)
+    await session.wait_tasks(tasks, timeout=60)
+    assert [t.return_value for t in singles] == [100, 101, 102, 103, 104]
+    assert job.return_value == [49, 49, 49]
+    assert large.state is TaskState.DONE and large.return_value == 300_000
+    assert spy.sizes == [5 + 3]  # one request, without the large one
+    assert wait_until(lambda: sorted(spy.destroyed) == sorted(spy.created), timeout=15)
+
+
+async def test_processes_with_a_policy_of_their_own_start_alone(dragon, session, spy):
+    """A policy global services cannot place, in a group's request, ended the whole Dragon
+    runtime (dragonhpc 0.15); started alone, it fails its own task."""
+    from dragon.infrastructure.policy import Policy
+
+    nowhere = Policy(placement=Policy.Placement.HOST_NAME, host_name="no-such-node-xyz")
+    lost = [
+        ComputeTask(
+            executable="/bin/true",
+            task_backend_specific_kwargs={"process_template": {"policy": nowhere}},
+        )
+        for _ in range(3)
+    ]
+    plain = [ComputeTask(executable="/bin/echo", arguments=[str(i)]) for i in range(3)]
+    tasks = [lost[0], *plain, *lost[1:]]
+    async with launchers_held():
+        await session.submit_tasks(tasks)
+    await session.wait_tasks(tasks, timeout=60)
+    assert spy.sizes == [3]  # the plain ones, together
+    assert [t.stdout for t in plain] == ["0\n", "1\n", "2\n"]
+    assert {t.state for t in lost} == {TaskState.FAILED}
+    later = ComputeTask(executable="/bin/echo", arguments=["the runtime lives"])
+    await session.submit_tasks([later])
+    await session.wait_tasks([later], timeout=60)
+    assert later.stdout == "the runtime lives\n"

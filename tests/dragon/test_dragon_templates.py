@@ -250,8 +250,8 @@ async def test_gpu_affinity_sets_cuda_visible_devices(session):
     reason="this machine has no GPUs (Node.gpus is None): GPU affinity is checked where GPUs exist",
 )
 async def test_gpu_affinity_holds_for_executables_started_together(session):
-    """Executables submitted together start in one request (a Dragon group): each keeps the
-    policy of its own template."""
+    """Executables submitted together each keep the policy of their own template (those with
+    a policy start one by one: see ``fits_in_group``)."""
     policies = gpu_policies()
     tasks = [
         ComputeTask(

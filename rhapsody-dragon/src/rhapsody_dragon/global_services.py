@@ -10,11 +10,13 @@ polls exits without waiting and sleeps outside it.
 from __future__ import annotations
 
 import contextlib
+import copy
 import signal
 import threading
 from typing import Any
 
 GS_LOCK = threading.RLock()
+ARGS_IN_REQUEST = 2**17  # Dragon's ARG_IMMEDIATE_LIMIT: a start request's largest arguments
 
 
 def start_process(process: Any) -> tuple[int, Any]:
@@ -25,16 +27,16 @@ def start_process(process: Any) -> tuple[int, Any]:
 
 
 def start_group(templates: list[Any]) -> tuple[int, list[tuple[int, Any] | str]]:
-    """Start the executables of ``templates`` (``ProcessTemplate``\\ s) in one request: a Dragon
+    """Start the processes of ``templates`` (``ProcessTemplate``\\ s) in one request: a Dragon
     group. Its id, and for each template ``(puid, host id)`` or why that one did not start.
 
     One round trip for many processes: started one at a time, each start is a round trip that
     holds :data:`GS_LOCK`, and that rate (~100-300 a second) was the executables' ceiling.
-    Each process gets the policy ``Process.start`` gives it (the global one merged with its
-    own); Dragon merges the context manager's policy of the calling thread, as it does there.
+    Each process gets what ``Process.start`` gives it: the global policy (merged with its own:
+    but see :func:`fits_in_group`), and for a Python function its arguments in the request.
     """
     from dragon.globalservices.group import create
-    from dragon.globalservices.process import get_create_message
+    from dragon.globalservices.process import get_create_message, get_create_message_with_argdata
     from dragon.infrastructure.policy import Policy
 
     with GS_LOCK:
@@ -43,17 +45,22 @@ def start_group(templates: list[Any]) -> tuple[int, list[tuple[int, Any] | str]]
             policy = Policy.global_policy()
             if t.policy is not None:
                 policy = Policy.merge(policy, t.policy)
-            message = get_create_message(
-                t.target,
-                t.cwd,
-                t.args,
-                t.env,
-                options=t.options,
-                stdin=t.stdin,
-                stdout=t.stdout,
-                stderr=t.stderr,
-                policy=policy,
-            )
+            streams = {"stdin": t.stdin, "stdout": t.stdout, "stderr": t.stderr}
+            if t.is_python:  # (the options are the template's own: Dragon sets fields of them)
+                message = get_create_message_with_argdata(
+                    t.target,
+                    t.cwd,
+                    t.args,
+                    t.env,
+                    t.argdata,
+                    options=copy.copy(t.options),
+                    policy=policy,
+                    **streams,
+                )
+            else:
+                message = get_create_message(
+                    t.target, t.cwd, t.args, t.env, options=t.options, policy=policy, **streams
+                )
             items.append((1, message.serialize()))
         group = create(items, None)
     started: list[tuple[int, Any] | str] = []
@@ -68,6 +75,20 @@ def start_group(templates: list[Any]) -> tuple[int, list[tuple[int, Any] | str]]
         destroy_group(int(group.g_uid))
         raise RuntimeError(f"Dragon made a group of {len(started)} for {len(templates)} processes")
     return int(group.g_uid), started
+
+
+def fits_in_group(template: Any) -> bool:
+    """Whether :func:`start_group` may start ``template``.
+
+    Not with a policy of its own: global services evaluate a group's policies outside the guard
+    they put around a single process's, and a policy they cannot place (a host name not in the
+    allocation) ended the whole Dragon runtime (seen with dragonhpc 0.15; ``Process.start``
+    fails that process alone). Not a Python function whose pickled call is larger than a
+    request carries (``Process.start`` sends those another way).
+    """
+    if template.policy is not None:
+        return False
+    return not template.is_python or len(template.argdata or b"") <= ARGS_IN_REQUEST
 
 
 def destroy_group(g_uid: int) -> None:

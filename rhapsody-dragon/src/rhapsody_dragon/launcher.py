@@ -4,7 +4,7 @@ Each process is a ``dragon.native.process.Process`` started with the task's temp
 ``policy`` (host placement, GPU affinity) applies to it; Dragon's ``Batch`` would run it on a
 pool worker placed once at start-up. A job (``process_templates``) is one process per rank, each
 with its own template. Starting a process is one round trip to Dragon's global services, so a
-few threads start them side by side, and executables waiting together are started in one
+few threads start them side by side, and processes waiting together are started in one
 request (a Dragon group of up to :data:`GROUP_PROCESSES`), destroyed once they all exited.
 """
 
@@ -24,7 +24,7 @@ import cloudpickle  # type: ignore[import-untyped]
 from rhapsody.api import ComputeTask
 from rhapsody.backends.task_output import capture_paths
 
-from .global_services import destroy_group, start_group, start_process
+from .global_services import destroy_group, fits_in_group, start_group, start_process
 from .killing import kill_owner
 from .reaper import Reaper
 from .runtime import hostname_of
@@ -34,7 +34,7 @@ from .worker_side import MARK_BACKEND, MARK_OWNER, process_function
 log = logging.getLogger(__name__)
 
 LAUNCH_THREADS = 4
-# Executables waiting together start together, this many processes in one request at most.
+# Processes waiting together start together, this many in one request at most.
 GROUP_PROCESSES = 64
 
 # What the launcher hands back for a finished task: (task, outcome); see backend._complete.
@@ -123,12 +123,10 @@ class ProcessLauncher:
                 continue
             jobs = self._take_more(item)
             try:
-                executables = [job for job in jobs if job.task.function is None]
-                if len(executables) > 1:
-                    self._start_group(executables)
-                for job in jobs:
-                    if job.task.function is not None or len(executables) == 1:
-                        self._launch(job)
+                if len(jobs) > 1:
+                    self._start_group(jobs)
+                else:
+                    self._launch(jobs[0])
             except Exception as exc:  # a bug of ours: no task of the batch is left waiting
                 log.exception("dragon: starting %d task(s) failed", len(jobs))
                 for job in jobs:
@@ -170,20 +168,30 @@ class ProcessLauncher:
         self._launched(job)
 
     def _start_group(self, jobs: list[Job]) -> None:
-        """Start the processes of several executables' jobs in one request (a Dragon group)."""
+        """Start the processes of several jobs in one request (a Dragon group)."""
         from dragon.native.process import ProcessTemplate
 
         ready: list[tuple[Job, list[dict[str, Any]]]] = []
+        alone: list[tuple[Job, list[dict[str, Any]]]] = []  # too large for a group's request
+        templates: list[Any] = []
         for job in jobs:
             if job.task.done or job.ended:
                 self._drop(job)
                 continue
             try:
-                ready.append((job, self._plan_processes(job)))
+                plan = self._plan_processes(job)
+                mine = [ProcessTemplate(**arguments) for arguments in plan]
             except Exception as exc:  # noqa: BLE001 - as in _launch
                 self._refused(job, f"{type(exc).__name__}: {exc}")
+                continue
+            if all(map(fits_in_group, mine)):
+                ready.append((job, plan))
+                templates += mine
+            else:
+                alone.append((job, plan))
+        for job, plan in alone:
+            self._launch(job, plan)
         try:
-            templates = [ProcessTemplate(**a) for _, plan in ready for a in plan]
             g_uid, started = start_group(templates) if templates else (0, [])
         except Exception as exc:  # noqa: BLE001 - the request as a whole: each job on its own,
             # so that an error is told to its own task
