@@ -240,3 +240,41 @@ async def test_a_dispatcher_that_cannot_send_fails_the_calls_instead_of_hanging(
     for task in [*tasks, late]:
         assert task.state is TaskState.FAILED and isinstance(task.exception, BackendError)
         assert "dispatcher failed" in str(task.exception) and "queue gone" in str(task.exception)
+
+
+async def test_a_function_whose_module_the_workers_cannot_import_fails_all_its_calls_at_once(
+    session, tmp_path, monkeypatch
+):
+    """The module is importable here (on this process's sys.path only), not in the workers:
+    every call of its function fails, saying so, without each being retried alone."""
+    import importlib
+
+    from rhapsody_dragon import function_pool
+
+    (tmp_path / "only_here_mod.py").write_text("def triple(x):\n    return 3 * x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    only_here = importlib.import_module("only_here_mod")
+    sent: list[int] = []  # the calls of it in each chunk sent
+    send = function_pool.FunctionPool._send
+
+    def counting(self, worker, tasks):
+        sent.append(sum(t.function is only_here.triple for t in tasks))
+        return send(self, worker, tasks)
+
+    monkeypatch.setattr(function_pool.FunctionPool, "_send", counting)
+    doomed = [ComputeTask(function=only_here.triple, args=(i,)) for i in range(400)]
+    fine = [ComputeTask(function=payloads.square, args=(i,)) for i in range(20)]
+    await session.submit_tasks([*doomed, *fine])
+    await session.wait_tasks([*doomed, *fine], timeout=120)
+    assert [t.return_value for t in fine] == [i * i for i in range(20)]
+    assert {t.state for t in doomed} == {TaskState.FAILED}
+    assert all(isinstance(t.exception, BackendError) for t in doomed)
+    assert "cannot import its function's module 'only_here_mod'" in str(doomed[-1].exception)
+    # a few chunks went out before the workers said so; not 400 calls one at a time
+    assert sum(sent) <= 400 and len([n for n in sent if n]) <= 8, sent
+    # a later call of it fails at once, without reaching a worker
+    sent.clear()
+    later = ComputeTask(function=only_here.triple, args=(1,))
+    await session.submit_tasks([later])
+    await session.wait_tasks([later], timeout=30)
+    assert later.state is TaskState.FAILED and sent == []

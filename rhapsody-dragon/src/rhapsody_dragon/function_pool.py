@@ -84,6 +84,8 @@ class FunctionPool:
         self._pending: deque[ComputeTask] = deque()
         self._suspects: deque[ComputeTask] = deque()
         self._canceled: set[str] = set()
+        # modules of functions the workers cannot import -> what a worker said
+        self._unimportable: dict[str, str] = {}
         self._next_wid = 0
         self._start_failures = 0
         self._stopping = False
@@ -130,13 +132,19 @@ class FunctionPool:
     # -- submitting -------------------------------------------------------------------------------
 
     def submit(self, tasks: list[ComputeTask]) -> None:
+        doomed: list[ComputeTask] = []
         with self._cond:
-            if self.broken is None:
+            broken = self.broken
+            if broken is None:
+                if self._unimportable:  # (rare: no look per task otherwise)
+                    doomed = [t for t in tasks if _module_of(t) in self._unimportable]
+                    tasks = [t for t in tasks if _module_of(t) not in self._unimportable]
                 self._pending.extend(tasks)
                 self._cond.notify()
-                return
-        for task in tasks:
-            self._deliver(task, BackendError(self.broken))
+        if broken is not None:
+            doomed = tasks
+        for task in doomed:
+            self._deliver(task, self._unpicklable(task))
 
     def _dispatch_loop(self) -> None:
         try:
@@ -267,7 +275,7 @@ class FunctionPool:
         if kind == "res":
             self._on_results(worker, message[2], message[3])
         elif kind == "bad_chunk":
-            self._on_bad_chunk(worker, message[2], message[3])
+            self._on_bad_chunk(worker, message[2], message[3], message[4])
 
     def _resolve(self, worker: Worker, uid: str) -> ComputeTask | None:
         """Take call ``uid`` off the worker's list (under the lock)."""
@@ -312,18 +320,56 @@ class FunctionPool:
         if started is not None:
             self._running(started)
 
-    def _on_bad_chunk(self, worker: Worker, uids: list[str], text: str) -> None:
+    def _on_bad_chunk(
+        self, worker: Worker, uids: list[str], text: str, missing: str | None
+    ) -> None:
         with self._cond:
             tasks = [t for uid in uids if (t := self._resolve(worker, uid)) is not None]
-            if len(tasks) > 1:  # find which call does not unpickle: one at a time
-                self._suspects.extend(tasks)
+            unimportable = self._unimportable
+            swept: list[ComputeTask] = []
+            if missing:  # a module the workers cannot import: the calls of its functions all fail
+                for module in {_module_of(t) for t in tasks}:
+                    if module and (module == missing or module.startswith(missing + ".")):
+                        unimportable[module] = text
+                        swept += self._take_calls_of(module)
+            failed = [t for t in tasks if _module_of(t) in unimportable] + swept
+            rest = [t for t in tasks if _module_of(t) not in unimportable]
+            if len(tasks) > 1 and rest:  # find which other call does not unpickle: one at a time
+                self._suspects.extend(rest)
                 self._cond.notify()
-                return
-        for task in tasks:
-            error = BackendError(
-                f"{task_label(task.uid)}: a Dragon worker could not unpickle it:\n{text}"
+                rest = []
+        for task in failed:
+            self._deliver(task, self._unpicklable(task))
+        for task in rest:  # a chunk of one call: that one
+            self._deliver(task, self._unpicklable(task, text))
+
+    def _take_calls_of(self, module: str) -> list[ComputeTask]:
+        """(Under the lock) the waiting calls of ``module``'s functions, off their queues."""
+        taken: list[ComputeTask] = []
+        for waiting in (self._pending, self._suspects):
+            alike = [t for t in waiting if _module_of(t) == module and self._live(t)]
+            if alike:  # (the others, canceled ones too, stay where they were)
+                gone = {id(t) for t in alike}
+                kept = [t for t in waiting if id(t) not in gone]
+                waiting.clear()
+                waiting.extend(kept)
+                taken += alike
+        return taken
+
+    def _unpicklable(self, task: ComputeTask, text: str = "") -> BackendError:
+        """Why ``task`` cannot run: its function's module cannot be imported by the workers,
+        the pool is broken, or (``text``) what the worker said unpickling it."""
+        label, module = task_label(task.uid), _module_of(task)
+        said = self._unimportable.get(module) if module else None
+        if said is not None:
+            return BackendError(
+                f"{label}: a Dragon worker could not unpickle it: the workers cannot import "
+                f"its function's module {module!r} (install it where they run, or put it on "
+                f"PYTHONPATH before starting `dragon`):\n{said}"
             )
-            self._deliver(task, error)
+        if self.broken is not None:
+            return BackendError(f"{label}: {self.broken}")
+        return BackendError(f"{label}: a Dragon worker could not unpickle it:\n{text}")
 
     def _live(self, task: ComputeTask) -> bool:
         return not task.done and task.uid not in self._canceled
@@ -410,6 +456,10 @@ class FunctionPool:
             if worker.puid in left:
                 destroy_queue(worker.inq)
         return len(left) == len(workers)
+
+
+def _module_of(task: ComputeTask) -> str | None:
+    return getattr(task.function, "__module__", None)
 
 
 def _call(task: ComputeTask) -> tuple[Any, ...]:

@@ -8,7 +8,8 @@ Messages a process puts on the backend's result queue (all plain tuples):
 * ``("ready", wid)``: a pool worker is up;
 * ``("res", wid, [(uid, ok, blob, text, out, err), ...], running_uid)``: a pool worker's finished
   calls, and the call it has been running for a while (``None`` if none);
-* ``("bad_chunk", wid, uids, text)``: a pool worker could not unpickle a chunk;
+* ``("bad_chunk", wid, uids, text, module)``: a pool worker could not unpickle a chunk
+  (``module``: the one it could not import, if that was why);
 * ``("proc", uid, rank, ok, blob, text)``: a task process's function returned or raised.
 
 ``blob`` is the cloudpickled return value (``ok``) or exception; ``text`` the traceback.
@@ -147,10 +148,11 @@ def pool_worker(inq: Any, outq_blob: bytes, wid: int) -> None:
             uids, blob = chunk
             try:
                 calls = cloudpickle.loads(blob)
-            except BaseException:  # noqa: BLE001 - report, keep serving
+            except BaseException as exc:  # noqa: BLE001 - report, keep serving
+                missing = exc.name if isinstance(exc, ImportError) else None
                 with outbox.lock:
                     outbox.flush()
-                    outq.put(("bad_chunk", wid, uids, traceback.format_exc()))
+                    outq.put(("bad_chunk", wid, uids, traceback.format_exc(), missing))
                 continue
             for uid, (fn, args, kwargs, capture) in zip(uids, calls, strict=True):
                 outbox.start(uid)
