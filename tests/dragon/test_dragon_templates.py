@@ -220,13 +220,16 @@ def test_gpu_discovery_matches_dragon():
     assert len(gpu_policies()) == len(expected)
 
 
-@pytest.mark.skipif(
+needs_gpus = pytest.mark.skipif(
     not any(
         __import__("dragon.native.machine", fromlist=["Node"]).Node(h).gpus
         for h in __import__("dragon.native.machine", fromlist=["System"]).System().nodes
     ),
     reason="this machine has no GPUs (Node.gpus is None): GPU affinity is checked where GPUs exist",
 )
+
+
+@needs_gpus
 async def test_gpu_affinity_sets_cuda_visible_devices(session):
     policies = gpu_policies()
     tasks = [
@@ -242,13 +245,7 @@ async def test_gpu_affinity_sets_cuda_visible_devices(session):
         assert task.return_value[2] == ",".join(map(str, policy.gpu_affinity))
 
 
-@pytest.mark.skipif(
-    not any(
-        __import__("dragon.native.machine", fromlist=["Node"]).Node(h).gpus
-        for h in __import__("dragon.native.machine", fromlist=["System"]).System().nodes
-    ),
-    reason="this machine has no GPUs (Node.gpus is None): GPU affinity is checked where GPUs exist",
-)
+@needs_gpus
 async def test_gpu_affinity_holds_for_executables_started_together(session):
     """Executables submitted together each keep the policy of their own template (those with
     a policy start one by one: see ``fits_in_group``)."""
