@@ -7,7 +7,7 @@
 # $OUT (at most 8 files come back): env.txt, gpu_tests.txt, bench_*.txt.
 # QUICK=1 shrinks every workload (a dry run of this script on any machine). PARTS="gpu bench
 # writer profile big" (the default: all) picks the groups of checks to run; "dragon" and
-# "telemetry" run one phase of "bench" alone.
+# "telemetry" run one phase of "bench" alone; "dragon-suite" runs tests/dragon (not by default).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/rhapsody-device-out}
@@ -61,6 +61,12 @@ phase "GPU: Dragon placement and template affinity" 150 gpu_tests.txt dragon "${
     "tests/dragon/test_dragon_resources.py::test_on_real_gpus_each_rank_sees_exactly_its_own" \
     "tests/dragon/test_dragon_templates.py::test_gpu_affinity_sets_cuda_visible_devices" \
     "tests/dragon/test_dragon_templates.py::test_gpu_affinity_holds_for_executables_started_together"
+cleanup_dragon
+fi
+
+# the whole Dragon suite on a GPU node (PARTS=dragon-suite; not in the default set)
+if part dragon-suite; then
+phase "Dragon suite" 240 dragon_suite.txt dragon "${pytest[@]}" --timeout 300 tests/dragon
 cleanup_dragon
 fi
 
