@@ -31,6 +31,14 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
+def dragon_sees_gpus() -> bool:
+    """Whether Dragon finds GPUs on any node of this runtime (a GPU node: its policies then
+    place on the real devices, whatever inventory a test gives the backend)."""
+    from dragon.native.machine import Node, System
+
+    return any(Node(h).gpus for h in System().nodes)
+
+
 def backend_processes() -> list[int]:
     """Live processes started by any rhapsody Dragon backend on this node."""
     return [pid for pid in _marked() if pid_alive(pid)]

@@ -20,6 +20,7 @@ from rhapsody.api import ComputeTask, ResourceError, Session, TaskState
 
 from ..conftest import peak_use
 from . import payloads
+from .conftest import dragon_sees_gpus
 
 CPUS = sorted(os.sched_getaffinity(0))
 REPORT = (
@@ -38,6 +39,11 @@ async def placing(tmp_path):
         yield session
 
 
+@pytest.mark.skipif(
+    dragon_sees_gpus(),
+    reason="on a GPU node Dragon places on the real GPUs, not on the inventory this test gives "
+    "the backend: there test_on_real_gpus_each_rank_sees_exactly_its_own checks placement",
+)
 async def test_each_rank_is_placed_and_told_its_rank_and_gpus(placing):
     job = ComputeTask(
         executable=sys.executable,

@@ -14,6 +14,7 @@ from rhapsody_dragon import gpu_policies, gpu_slots
 from rhapsody_dragon.templates import TEMPLATE_KEYS, check_options
 
 from . import payloads
+from .conftest import dragon_sees_gpus
 
 
 def options(**kwargs):
@@ -221,10 +222,7 @@ def test_gpu_discovery_matches_dragon():
 
 
 needs_gpus = pytest.mark.skipif(
-    not any(
-        __import__("dragon.native.machine", fromlist=["Node"]).Node(h).gpus
-        for h in __import__("dragon.native.machine", fromlist=["System"]).System().nodes
-    ),
+    not dragon_sees_gpus(),
     reason="this machine has no GPUs (Node.gpus is None): GPU affinity is checked where GPUs exist",
 )
 
