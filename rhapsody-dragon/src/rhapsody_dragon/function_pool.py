@@ -137,8 +137,11 @@ class FunctionPool:
             broken = self.broken
             if broken is None:
                 if self._unimportable:  # (rare: no look per task otherwise)
-                    doomed = [t for t in tasks if _module_of(t) in self._unimportable]
-                    tasks = [t for t in tasks if _module_of(t) not in self._unimportable]
+                    runnable: list[ComputeTask] = []
+                    for task in tasks:
+                        unimportable = _module_of(task) in self._unimportable
+                        (doomed if unimportable else runnable).append(task)
+                    tasks = runnable
                 self._pending.extend(tasks)
                 self._cond.notify()
         if broken is not None:

@@ -41,10 +41,9 @@ def start_group(templates: list[Any]) -> tuple[int, list[tuple[int, Any] | str]]
 
     with GS_LOCK:
         items = []
+        default = Policy.global_policy()
         for t in templates:
-            policy = Policy.global_policy()
-            if t.policy is not None:
-                policy = Policy.merge(policy, t.policy)
+            policy = default if t.policy is None else Policy.merge(default, t.policy)
             streams = {"stdin": t.stdin, "stdout": t.stdout, "stderr": t.stderr}
             if t.is_python:  # (the options are the template's own: Dragon sets fields of them)
                 message = get_create_message_with_argdata(

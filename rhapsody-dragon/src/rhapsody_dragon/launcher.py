@@ -191,8 +191,10 @@ class ProcessLauncher:
                 alone.append((job, plan))
         for job, plan in alone:
             self._launch(job, plan)
+        if not templates:
+            return
         try:
-            g_uid, started = start_group(templates) if templates else (0, [])
+            g_uid, started = start_group(templates)
         except Exception as exc:  # noqa: BLE001 - the request as a whole: each job on its own,
             # so that an error is told to its own task
             log.debug("dragon: a group of %d processes did not start (%s)", len(ready), exc)
@@ -204,7 +206,7 @@ class ProcessLauncher:
             if members:
                 self._groups[g_uid] = members
                 self._group_of.update(dict.fromkeys(members, g_uid))
-        if not members and templates:
+        if not members:
             self._destroy_group(g_uid)
         results = iter(started)
         for job, plan in ready:
