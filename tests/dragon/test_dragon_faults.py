@@ -223,6 +223,9 @@ async def test_a_dispatcher_that_cannot_send_fails_the_calls_instead_of_hanging(
     backend = await DragonExecutionBackendV3(num_workers=2)
     async with Session(backends=[backend], work_dir=tmp_path) as session:
         pool = backend._pool
+        # both workers ready: the dispatcher then plans a chunk for each, and the second must
+        # not be lost when sending the first fails
+        assert wait_until(lambda: all(w.ready for w in pool._workers.values()), timeout=30)
         with pool._cond:  # what Dragon would raise for a worker's queue that is gone
             originals = {w: w.inq for w in pool._workers.values()}
             for worker in originals:

@@ -176,8 +176,17 @@ class FunctionPool:
                     self._cond.wait()
                 if self._stopping:
                     return
-            for worker, tasks in work:
-                self._send(worker, tasks)
+            for i, (worker, tasks) in enumerate(work):
+                try:
+                    self._send(worker, tasks)
+                except BaseException:
+                    # the chunks planned after it were taken off the queue but never sent: back
+                    # to it, so that whoever handles the failure sees them (none left waiting)
+                    with self._cond:
+                        for other, unsent in work[i + 1 :]:
+                            other.reserved -= 1
+                            self._pending.extendleft(reversed(unsent))
+                    raise
 
     def _take(self, source: deque[ComputeTask], n: int) -> list[ComputeTask]:
         taken: list[ComputeTask] = []
