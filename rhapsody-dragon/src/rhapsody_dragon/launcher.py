@@ -15,6 +15,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -24,7 +25,7 @@ import cloudpickle  # type: ignore[import-untyped]
 from rhapsody.api import ComputeTask
 from rhapsody.backends.task_output import capture_paths
 
-from .global_services import destroy_group, fits_in_group, start_group, start_process
+from .global_services import destroy_group, exited, fits_in_group, start_group, start_process
 from .killing import kill_owner
 from .reaper import Reaper
 from .runtime import hostname_of
@@ -329,19 +330,22 @@ class ProcessLauncher:
 
     def on_exit(self, puid: int, code: int | None) -> bool:
         """A process exited; False if it is not one of ours."""
+        failed = finished = False
         with self._lock:
-            found = self._by_puid.pop(puid, None)
-            if found is None:
-                return False
+            # (also for the started ranks of a job that could not start: see _abort)
             finished_group = self._leave_group(puid)
-            job, rank = found
-            job.codes[rank] = code
-            if code != 0 and job.first_failed is None:
-                job.first_failed = rank
-            finished = len(job.codes) == len(job.plan)
-            failed = code != 0 and not finished and not job.ended
+            found = self._by_puid.pop(puid, None)
+            if found is not None:
+                job, rank = found
+                job.codes[rank] = code
+                if code != 0 and job.first_failed is None:
+                    job.first_failed = rank
+                finished = len(job.codes) == len(job.plan)
+                failed = code != 0 and not finished and not job.ended
         if finished_group is not None:  # destroyed by a launcher thread, off the reader's path
             self._launches.put(finished_group)
+        if found is None:
+            return False
         if failed:  # one rank failed: stop the others rather than let them wait for it
             job.ended = True
             self.kill(job)
@@ -381,15 +385,14 @@ class ProcessLauncher:
         """A job that could not start: stop the ranks that did and fail it."""
         job.ended = True
         self.kill(job)
-        finished_groups = []
         with self._lock:
             for puid in job.puids:
                 self._by_puid.pop(puid, None)
-                self._reaper.forget(puid)
-                finished_groups.append(self._leave_group(puid))
-        for g_uid in finished_groups:
-            if g_uid is not None:
-                self._launches.put(g_uid)
+                if puid not in self._group_of:
+                    self._reaper.forget(puid)
+                # a group's: still watched, so that its group is destroyed only once global
+                # services saw it exit (a group destroyed while a killed member was still
+                # exiting ended the whole Dragon runtime now and then)
         for rank in range(len(job.plan)):
             job.codes.setdefault(rank, None)
         self._finish(job)
@@ -428,11 +431,27 @@ class ProcessLauncher:
         for job in jobs:
             job.ended = True
             self.kill(job)
-        with self._lock:
-            groups = list(self._groups)
-        for g_uid in groups:  # whatever its processes' state: they were killed above
-            self._destroy_group(g_uid)
+        self._destroy_groups_once_exited()
         return not any(job.puids and job.task.function is not None for job in jobs)
+
+    def _destroy_groups_once_exited(self, timeout: float = 10.0) -> None:
+        """Destroy the groups left at shutdown once global services saw every one of their
+        (killed) processes exit: destroying a group while a member was still exiting ended the
+        whole Dragon runtime now and then (dragonhpc 0.15). A group still not gone after
+        ``timeout`` seconds is left to the runtime."""
+        with self._lock:
+            groups = {g_uid: set(left) for g_uid, left in self._groups.items()}
+        waiting = set().union(*groups.values()) if groups else set()
+        deadline = time.monotonic() + timeout
+        while waiting and time.monotonic() < deadline:
+            waiting -= {puid for puid, _ in exited(list(waiting))}
+            if waiting:
+                time.sleep(0.05)
+        for g_uid, members in groups.items():
+            if members & waiting:
+                log.warning("dragon: group %s left to the runtime: its processes still run", g_uid)
+            else:
+                self._destroy_group(g_uid)
 
 
 def _on_path(name: str) -> bool:
