@@ -45,6 +45,7 @@ from .task_fields import (
     field_names,
     merge_positional,
 )
+from .task_filling import _FILLERS, filler
 from .task_mapping import TaskMapping
 
 # attrs' own assignment hooks are off: BaseTask.__setattr__ validates the described fields and
@@ -143,7 +144,7 @@ class BaseTask(TaskMapping):
         checks = ASSIGNMENT_CHECKS.get(cls) or assignment_checks(cls)
         for key, value in fields.items():  # the given values only: defaults are valid
             fields[key] = checks[key](self, value)
-        self.__attrs_init__(**fields)
+        (_FILLERS.get(cls) or filler(cls))(self, **fields)
         if extra:
             self._extra = extra
 
