@@ -151,16 +151,21 @@ async def _rounds_on(pool: Any, args: argparse.Namespace, workers: int, add: Any
     from rhapsody.api import Session
     from rhapsody.backends import DragonExecutionBackendV3
 
+    from null_backend import NullBackend
+
     pool.map(noop, range(100))
     backend = await DragonExecutionBackendV3(num_workers=workers)
-    async with Session(backends=[backend]) as session:
+    nothing = Session(backends=[await NullBackend()])  # the ceiling of any per-task backend
+    async with Session(backends=[backend]) as session, nothing:
         await ours_functions(session, 100)  # warm-up
+        await ours_functions(nothing, 100)
         add("apply", raw_apply(pool, min(args.functions, 2000)))
         for round_no in range(args.repeat):  # alternating, so that noise hits both
             add("imap", raw_imap(pool, args.functions))
             add("map", raw_map(pool, args.functions))
             add("ours_f", await ours_functions(session, args.functions))
             add("ours_g", await ours_functions(session, args.functions, gather=True))
+            add("ceiling", await ours_functions(nothing, args.functions))
             # whichever runs second pays for the first's exits still being cleaned up by
             # Dragon: the order alternates from round to round
             if round_no % 2:
@@ -191,6 +196,12 @@ def main() -> None:
     g = med["ours_g"]
     print(f"  ours, awaited with asyncio.gather(*tasks)  {g:,.0f}/s  ({g / med['imap']:.2f}x imap)")
     a, i, m = med["apply"], med["imap"], med["map"]
+    c = med["ceiling"]
+    print(
+        f"  the session alone, on a backend that runs nothing (benchmarks/null_backend.py): "
+        f"{c:,.0f}/s = {c / i:.2f}x imap (paired {paired(got['ceiling'], got['imap']):.2f}x), "
+        f"{med['ceiling_cpu']:.1f} µs CPU/task: no per-task backend can go faster"
+    )
     print(f"  raw Pool.apply_async per call         {a:,.0f}/s  ratio {f / a:.1f}x")
     print(
         f"  raw Pool.imap_unordered(chunksize=64) {i:,.0f}/s  ratio {f / i:.2f}x"
