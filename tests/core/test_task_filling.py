@@ -56,7 +56,7 @@ def test_a_compute_task_is_what_attrs_would_make(fields: dict[str, Any]) -> None
 
 
 @given(
-    st.text(min_size=1, max_size=20),
+    st.text(min_size=1, max_size=20).filter(str.strip),  # a prompt that says something
     st.floats(min_value=0, max_value=2),
     st.integers(1, 1000),
 )
