@@ -148,10 +148,10 @@ async def rounds(args: argparse.Namespace, workers: int) -> dict[str, list[float
 
 
 async def _rounds_on(pool: Any, args: argparse.Namespace, workers: int, add: Any) -> None:
+    from null_backend import NullBackend
+
     from rhapsody.api import Session
     from rhapsody.backends import DragonExecutionBackendV3
-
-    from null_backend import NullBackend
 
     pool.map(noop, range(100))
     backend = await DragonExecutionBackendV3(num_workers=workers)

@@ -5,7 +5,9 @@ One vLLM server (started by the backend, so both contenders talk to the very sam
 - **throughput**: N completions requests at concurrency C -- the raw side is aiohttp with a
   semaphore of C, ours is N AITasks with ``max_in_flight=C``; rounds alternate raw/ours;
 - **latency**: requests one at a time (nothing else in flight), alternating raw and ours; the
-  added latency is the median of ours minus the median of raw.
+  added latency is the median of ours minus the median of raw;
+- **driving-process CPU per request** in the throughput rounds (``time.process_time()`` of this
+  process: the vLLM server is a process of its own), ours vs the raw client's.
 
 Run with the Python that has vLLM (``rhapsody-vllm[cpu]`` and ``torch==2.13.0`` on this machine):
     python benchmarks/bench_vllm.py --model DIR   # DIR: a model; without it, a tiny one is made
@@ -30,7 +32,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ENV = {"HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1"}
 
 
-async def raw_round(http: aiohttp.ClientSession, url: str, n: int, c: int, tokens: int) -> float:
+Figures = tuple[float, float]  # (requests per second, CPU µs of this process per request)
+
+
+def _figures(n: int, t: float, c: float) -> Figures:
+    return n / (time.perf_counter() - t), (time.process_time() - c) / n * 1e6
+
+
+async def raw_round(http: aiohttp.ClientSession, url: str, n: int, c: int, tokens: int) -> Figures:
     gate = asyncio.Semaphore(c)
 
     async def one(i: int) -> None:
@@ -40,19 +49,19 @@ async def raw_round(http: aiohttp.ClientSession, url: str, n: int, c: int, token
                 data = await resp.json()
                 assert resp.status == 200 and data["choices"], data
 
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(one(i) for i in range(n)))
-    return n / (time.perf_counter() - t)
+    return _figures(n, t, cpu)
 
 
-async def ours_round(session: Session, n: int, tokens: int) -> float:
-    t = time.perf_counter()
+async def ours_round(session: Session, n: int, tokens: int) -> Figures:
+    t, cpu = time.perf_counter(), time.process_time()
     tasks = [AITask(prompt=f"Hello {i}", max_tokens=tokens) for i in range(n)]
     await session.submit_tasks(tasks)
     await session.wait_tasks(tasks)
-    rate = n / (time.perf_counter() - t)
+    figures = _figures(n, t, cpu)
     assert all(t.response is not None for t in tasks), [t.exception for t in tasks][:3]
-    return rate
+    return figures
 
 
 async def raw_one(http: aiohttp.ClientSession, url: str, tokens: int) -> float:
@@ -80,10 +89,14 @@ async def main(args: argparse.Namespace) -> None:
         async with aiohttp.ClientSession(connector=connector) as http:
             await raw_round(http, url, 64, args.concurrency, args.tokens)  # warm-up, both paths
             await ours_round(session, 64, args.tokens)
-            raw, ours = [], []
+            raw, ours, raw_cpu, ours_cpu = [], [], [], []
             for _ in range(args.repeat):
-                raw.append(await raw_round(http, url, args.n, args.concurrency, args.tokens))
-                ours.append(await ours_round(session, args.n, args.tokens))
+                rate, cpu = await raw_round(http, url, args.n, args.concurrency, args.tokens)
+                raw.append(rate)
+                raw_cpu.append(cpu)
+                rate, cpu = await ours_round(session, args.n, args.tokens)
+                ours.append(rate)
+                ours_cpu.append(cpu)
             raw_lat, ours_lat = [], []
             for _ in range(args.latency_n):
                 raw_lat.append(await raw_one(http, url, args.latency_tokens))
@@ -96,6 +109,8 @@ async def main(args: argparse.Namespace) -> None:
     pairs = statistics.median(b / a for a, b in zip(raw, ours, strict=True))
     print(f"  ratio of medians         {o / r:.3f}x")
     print(f"  median of paired ratios  {pairs:.3f}x   (the server's own dips hit both sides)")
+    rc, oc = statistics.median(raw_cpu), statistics.median(ours_cpu)
+    print(f"  driving-process CPU per request: raw {rc:.0f} µs, ours {oc:.0f} µs ({oc / rc:.2f}x)")
     print(f"latency, {args.latency_n} sequential requests x {args.latency_tokens} token(s)")
     print(f"  raw median {rl * 1e3:.2f} ms, ours median {ol * 1e3:.2f} ms")
     print(f"  added median latency     {(ol - rl) * 1e3:+.2f} ms")
