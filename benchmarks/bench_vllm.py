@@ -85,7 +85,10 @@ async def main(args: argparse.Namespace) -> None:
     backend = VllmInferenceBackend(name="bench", model=config, max_in_flight=args.concurrency)
     async with Session(backends=[backend]) as session:
         url = backend.endpoints[0]
-        connector = aiohttp.TCPConnector(limit=args.concurrency + 16)
+        # idle connections closed before the server closes them (its uvicorn: after 5 s), as
+        # the backend's are: else a round that follows a slow one of ours fails at random with
+        # "Server disconnected" on a connection the server was closing as the request left
+        connector = aiohttp.TCPConnector(limit=args.concurrency + 16, keepalive_timeout=3.0)
         async with aiohttp.ClientSession(connector=connector) as http:
             await raw_round(http, url, 64, args.concurrency, args.tokens)  # warm-up, both paths
             await ours_round(session, 64, args.tokens)

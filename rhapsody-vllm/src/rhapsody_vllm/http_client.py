@@ -44,11 +44,22 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+KEEPALIVE_SECONDS = 3.0  # below servers' usual idle timeouts (uvicorn's default: 5 s)
+
+
 def new_http_session(max_connections: int, fresh: bool = False) -> aiohttp.ClientSession:
     """Requests share keep-alive connections; ``fresh``: each its own new connection, closed
     after it (for retries and health checks: a kept connection a server has dropped, or one to
     a server since restarted on the same port, fails a request however healthy the server is)."""
-    connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=0, force_close=fresh)
+    if fresh:
+        connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=0, force_close=True)
+    else:
+        # Idle connections closed here before the server closes them (vLLM's uvicorn: after 5 s
+        # idle): a request sent on a connection the server is closing at that moment fails
+        # with "Server disconnected" (and takes a retry) however healthy the server is.
+        connector = aiohttp.TCPConnector(
+            limit=max_connections, limit_per_host=0, keepalive_timeout=KEEPALIVE_SECONDS
+        )
     # No overall timeout: a generation may take long; tasks have their own ``timeout``.
     return aiohttp.ClientSession(
         connector=connector, timeout=aiohttp.ClientTimeout(total=None), raise_for_status=False
