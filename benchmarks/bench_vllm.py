@@ -27,6 +27,7 @@ import aiohttp
 
 from rhapsody.api import AITask, Session
 from rhapsody_vllm import VllmInferenceBackend, VllmModelConfig
+from rhapsody_vllm.http_client import KEEPALIVE_SECONDS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ENV = {"HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1"}
@@ -88,7 +89,9 @@ async def main(args: argparse.Namespace) -> None:
         # idle connections closed before the server closes them (its uvicorn: after 5 s), as
         # the backend's are: else a round that follows a slow one of ours fails at random with
         # "Server disconnected" on a connection the server was closing as the request left
-        connector = aiohttp.TCPConnector(limit=args.concurrency + 16, keepalive_timeout=3.0)
+        connector = aiohttp.TCPConnector(
+            limit=args.concurrency + 16, keepalive_timeout=KEEPALIVE_SECONDS
+        )
         async with aiohttp.ClientSession(connector=connector) as http:
             await raw_round(http, url, 64, args.concurrency, args.tokens)  # warm-up, both paths
             await ours_round(session, 64, args.tokens)

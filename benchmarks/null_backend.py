@@ -5,7 +5,8 @@ argument, as the benchmarks' ``noop`` would give), so a run through it times wha
 per-task API costs by itself -- making the ``ComputeTask``, submitting, routing, two state
 changes, the future, the wait -- with no engine behind it. A backend that drives a real engine
 pays all that plus its own share, so no backend runs per-task work faster than this. Written
-against the public backend contract (docs/writing-a-backend-plugin.md), like any third party's.
+against the public backend contract (docs/writing-a-backend-plugin.md), like any third party's;
+``bench_dragon.py`` times it in every round, next to the raw pool.
 """
 
 from __future__ import annotations
@@ -42,36 +43,3 @@ class NullBackend(ExecutionBackend):
 
     async def shutdown(self) -> None:
         return None
-
-
-async def session_ceiling(n: int) -> tuple[float, float]:
-    """(tasks per second, CPU µs of this process per task) of ``n`` no-op function tasks
-    through a ``Session`` on the null backend, timed as the benchmarks time theirs (the tasks
-    made inside the timing)."""
-    import time
-
-    from rhapsody.api import ComputeTask, Session
-
-    def noop(x: int) -> int:
-        return x
-
-    async with Session(backends=[await NullBackend()]) as session:
-        warm = [ComputeTask(function=noop, args=(0,)) for _ in range(100)]
-        await session.submit_tasks(warm)
-        await session.wait_tasks(warm)
-        t, c = time.perf_counter(), time.process_time()
-        tasks = [ComputeTask(function=noop, args=(i,)) for i in range(n)]
-        await session.submit_tasks(tasks)
-        await session.wait_tasks(tasks)
-        seconds, cpu = time.perf_counter() - t, time.process_time() - c
-    assert all(task.state == "DONE" for task in tasks), "a null-backend task did not end DONE"
-    return n / seconds, cpu / n * 1e6
-
-
-if __name__ == "__main__":
-    import asyncio
-    import sys
-
-    size = int(sys.argv[1]) if len(sys.argv) > 1 else 100000
-    rate, cpu = asyncio.run(session_ceiling(size))
-    print(f"null backend, {size:,} no-op functions: {rate:,.0f}/s, {cpu:.1f} µs CPU/task")
