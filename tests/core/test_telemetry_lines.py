@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rhapsody.telemetry import line_parts
 from rhapsody.telemetry import lines as lines_module
 from rhapsody.telemetry.lines import CheckpointLines
 from rhapsody.telemetry.records import EventBuilder, TaskInfo, span_attributes
@@ -71,7 +72,7 @@ def _same(got: Any, want: Any) -> bool:
 # the numbers of a completed task's lines: orjson (the telemetry extra: a missing install fails
 # here), or repr where orjson is not installed
 NUMBER_FORMATTERS = {
-    "orjson": (lines_module._numbers_by_orjson, lines_module._number_by_orjson),
+    "orjson": (line_parts._numbers_by_orjson, line_parts._number_by_orjson),
     "repr": (lines_module._numbers_by_repr, repr),
 }
 

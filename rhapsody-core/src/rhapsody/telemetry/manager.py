@@ -14,28 +14,24 @@ import contextlib
 import logging
 import os
 import time
-from array import array
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..api.states import TaskState
 from .events import BaseEvent, SessionEnded, SessionStarted, event_to_dict, make_event
+from .ledger import TaskLedger
 from .otel import OtelView, check_otel_arguments, otlp_json, require_sdk
-from .records import EventBuilder, TraceIds, error_type_of, executable_of, extra_attributes
+from .records import EventBuilder, TraceIds
 from .subscribers import SubscriberDispatch
 from .task_views import ended_run_seconds, resource_event, run_time_stats, task_span_dicts
 
 if TYPE_CHECKING:
     from ..api.session import Session
+    from ..api.states import TaskState
     from ..api.task import BaseTask
     from .checkpoint_file import CheckpointFile, Totals
     from .sampling import ResourceSample, ResourceSampler
 
 log = logging.getLogger(__name__)
-
-_SUBMITTED, _RUNNING, _FAILED = TaskState.SUBMITTED, TaskState.RUNNING, TaskState.FAILED
-_VALUE = {state: state.value for state in TaskState}  # Enum.value is a slow descriptor
-_DONE = TaskState.DONE
 
 
 def _positive(name: str, value: object, allow_none: bool) -> float | None:
@@ -96,19 +92,7 @@ class TelemetryManager:
         self._samplers: list[tuple[str, ResourceSampler]] = []
         self._loops: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
-        # per task: sequence numbers of tasks not ended, and (seq, task) of those that ended
-        self._next_seq = 0
-        self._seq: dict[BaseTask, int] = {}
-        # tasks that ended, their sequence numbers, and whether they were seen running
-        self._ended_tasks: list[BaseTask] = []
-        self._ended_seqs = array("q")
-        self._ended_ran = bytearray()
-        # submitted, and by terminal state (the state's value)
-        self._counts: dict[str, int] = dict.fromkeys(("submitted", "DONE", "FAILED", "CANCELED"), 0)
-        self._running_tasks: set[BaseTask] = set()
-        # metrics and span processors catch up from here
-        self._unmetered_submitted: list[BaseTask] = []
-        self._unmetered_started: list[BaseTask] = []
+        self._ledger = TaskLedger()
         self._metered = 0  # ended tasks recorded
         self._exported = 0  # ended tasks handed to the span processors
         self._last_resources: dict[str, dict[str, Any]] = {}
@@ -222,90 +206,20 @@ class TelemetryManager:
     def on_changes(self, tasks: Sequence[BaseTask], states: Sequence[TaskState]) -> None:
         if not self._running:
             return
-        # Records go out flat (``"S", seq, ...``, see .records): nothing per task outlives the
-        # call but what must, because what accumulates is what makes the collector run.
-        parts = self._parts  # records of task number i go to writer i % parts
-        outs: list[list[Any]] = [[] for _ in range(parts)]
-        out = outs[0]
+        outs: list[list[Any]] = [[] for _ in range(self._parts)]  # task i's to writer i % parts
         dispatch = self._dispatch
-        # records only for someone to read them: the file, or subscribers
-        keep = self._writer is not None or (dispatch is not None and bool(dispatch.subscribers))
-        seqs, running = self._seq, self._running_tasks
-        submitted, started = self._unmetered_submitted.append, self._unmetered_started.append
-        ended_tasks, ended_seqs = self._ended_tasks.append, self._ended_seqs.append
-        ended_ran = self._ended_ran.append
-        seq = first = self._next_seq
-        done = failed = canceled = 0
-        for task, state in zip(tasks, states, strict=True):
-            if state is _SUBMITTED:
-                seqs[task] = seq
-                submitted(task)
-                if keep:
-                    outs[seq % parts].extend(
-                        (
-                            "S",
-                            seq,
-                            task.uid,
-                            task.backend,
-                            type(task).__name__,
-                            executable_of(task),
-                            task.submitted_at,
-                        )
-                    )
-                seq += 1
-            elif state is _RUNNING:
-                mine = seqs.get(task)
-                if mine is None:
-                    continue
-                running.add(task)
-                started(task)
-                if keep:
-                    outs[mine % parts].extend(("R", mine, task.started_at, task.host, task.worker))
-            else:
-                mine = seqs.pop(task, None)
-                if mine is None:
-                    continue
-                try:  # one step where it ran (the usual case), not a look-up and a removal
-                    running.remove(task)
-                    ran = True
-                except KeyError:
-                    ran = False
-                ended_tasks(task)
-                ended_seqs(mine)
-                ended_ran(ran)
-                if state is _DONE:
-                    done += 1
-                elif state is _FAILED:
-                    failed += 1
-                else:
-                    canceled += 1
-                if keep:
-                    outs[mine % parts].extend(
-                        (
-                            "E",
-                            mine,
-                            _VALUE[state],
-                            task.ended_at,
-                            task.started_at,
-                            task.host,
-                            task.worker,
-                            error_type_of(task) if state is _FAILED else None,
-                            extra_attributes(task),
-                        )
-                    )
-        counts = self._counts
-        counts["submitted"] += seq - first
-        counts["DONE"] += done
-        counts["FAILED"] += failed
-        counts["CANCELED"] += canceled
-        self._next_seq = seq
-        if self._writer is not None:
-            self._writer.send_tasks(outs)
-        if dispatch is not None and dispatch.subscribers:
-            if parts > 1:
-                out = [value for part in outs for value in part]
+        writer = self._writer
+        if dispatch is not None and dispatch.subscribers:  # per-task records: their events
+            self._ledger.one_by_one(tasks, states, outs)
+            if writer is not None:
+                writer.send_tasks(outs)
+            out = outs[0] if len(outs) == 1 else [value for part in outs for value in part]
             if out:
                 dispatch.put(out)
+            return
+        self._ledger.in_columns(tasks, states, outs, writer is not None)
+        if writer is not None:
+            writer.send_tasks(outs)
 
     # -- public API -------------------------------------------------------------------------------
 
@@ -321,8 +235,8 @@ class TelemetryManager:
             task = None
             if event.task_id is not None and self._session is not None:
                 task = self._session.tasks.get(event.task_id)
-            if task is not None and task in self._seq:
-                span = self.ids.task_span_id(self._seq[task])
+            if task is not None and task in self._ledger.seq:
+                span = self.ids.task_span_id(self._ledger.seq[task])
             data.update(trace_id=hex(self.ids.trace_id), span_id=hex(span), name=event.event_type)
             self._writer.send(["V", data])
         if self._dispatch is not None and self._dispatch.subscribers:
@@ -336,7 +250,7 @@ class TelemetryManager:
         self._subscribers.append(callback)
         if self._dispatch is not None:
             # Subscribed right after start_telemetry: it gets the session's start too.
-            early = self._running and not self._counts["submitted"]
+            early = self._running and not self._ledger.counts["submitted"]
             self._dispatch.add(callback, [self._start_event] if early and self._start_event else ())
 
     def read_metrics(self) -> Any:
@@ -370,13 +284,13 @@ class TelemetryManager:
         return text
 
     def task_count(self) -> dict[str, int]:
-        counts = self._counts
+        counts = self._ledger.counts
         return {
             "submitted": counts["submitted"],
             "completed": counts["DONE"],
             "failed": counts["FAILED"],
             "canceled": counts["CANCELED"],
-            "running": len(self._running_tasks),
+            "running": len(self._ledger.running),
         }
 
     def task_spans(self) -> list[dict[str, Any]]:
@@ -397,22 +311,22 @@ class TelemetryManager:
             "session_id": self._session_id,
             "duration_seconds": self.session_duration(),
             "tasks": self.task_count(),
-            "duration": run_time_stats(self._ended_tasks),
+            "duration": run_time_stats(self._ledger.ended_tasks),
             "resources": dict(self._last_resources),
         }
 
     # -- catching up ------------------------------------------------------------------------------
 
     def _ended_pairs(self, start: int = 0) -> Iterator[tuple[int, BaseTask]]:
-        return zip(self._ended_seqs[start:], self._ended_tasks[start:], strict=True)
+        return zip(self._ledger.ended_seqs[start:], self._ledger.ended_tasks[start:], strict=True)
 
     def _totals(self) -> Totals:
         """The session's figures of a metric snapshot, for the first of several writers."""
-        counts, ended = self._counts, len(self._ended_tasks)
+        counts, ended = self._ledger.counts, len(self._ledger.ended_tasks)
         summed, run_seconds = self._run_seconds
-        run_seconds += ended_run_seconds(self._ended_tasks[summed:])
+        run_seconds += ended_run_seconds(self._ledger.ended_tasks[summed:])
         self._run_seconds = (ended, run_seconds)
-        started = self._ended_ran.count(1) + len(self._running_tasks)
+        started = self._ledger.ended_ran.count(1) + len(self._ledger.running)
         return (
             counts["submitted"],
             started,
@@ -428,11 +342,11 @@ class TelemetryManager:
         otel = self._otel
         if otel is None:
             return
-        submitted, started = self._unmetered_submitted, self._unmetered_started
-        self._unmetered_submitted, self._unmetered_started = [], []
+        submitted, started = self._ledger.unmetered_submitted, self._ledger.unmetered_started
+        self._ledger.unmetered_submitted, self._ledger.unmetered_started = [], []
         start = self._metered
-        new = self._ended_tasks[start:]
-        ran = self._ended_ran[start:]
+        new = self._ledger.ended_tasks[start:]
+        ran = self._ledger.ended_ran[start:]
         self._metered = start + len(new)
         otel.count_tasks(submitted, started, new, ran)
 
@@ -441,7 +355,7 @@ class TelemetryManager:
         if otel is None or not otel.span_processors:
             return
         start = self._exported
-        self._exported = len(self._ended_tasks)
+        self._exported = len(self._ledger.ended_tasks)
         spans = [otel.task_span(seq, task) for seq, task in self._ended_pairs(start)]
         if final and self._ended_at is not None:
             spans.append(otel.session_span(self._ended_at))

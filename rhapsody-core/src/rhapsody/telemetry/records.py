@@ -78,6 +78,14 @@ _USAGE_BY_CLASS: dict[type, bool] = {}
 _FAILED = TaskState.FAILED  # an enum member looked up once, not per task
 
 
+def has_usage(cls: type) -> bool:
+    """Whether tasks of ``cls`` carry ``usage`` (an inference request's tokens)."""
+    known = _USAGE_BY_CLASS.get(cls)
+    if known is None:
+        known = _USAGE_BY_CLASS[cls] = hasattr(cls, "usage")
+    return known
+
+
 def extra_attributes(task: Any) -> dict[str, Any] | None:
     """Figures only some tasks have: a failure's message, an inference request's tokens."""
     # whether tasks of this class carry ``usage``, asked once per class: reading a missing

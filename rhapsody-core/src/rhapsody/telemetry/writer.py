@@ -25,7 +25,7 @@ import time
 from typing import IO, Any
 
 HEADER = 4  # bytes of a frame's length (the session's end: .writer_pipe)
-_CHUNK = 512  # items of a frame formatted and written at once (~64 records, ~100 KB)
+_ENTRIES = 256  # entries of lines formatted and written at once (~256 KB)
 
 
 def _read_frames(stdin: IO[bytes]) -> Any:
@@ -67,13 +67,13 @@ def main(argv: list[str]) -> int:
             if waiting:  # the session's start first, as with one writer
                 _after_the_first_line(out_file)
                 waiting = False
-            # a few dozen records at a time: the lines of a whole frame (up to every task of
+            # a few hundred entries at a time: the lines of a whole frame (up to every task of
             # a session, submitted at once) would be megabytes in memory, fresh pages each time
             # (their page faults cost more than the formatting)
             emit, at, end = time.time(), 0, len(flat)
             while at < end:
                 out: list[str] = []
-                at = lines.add_flat(flat, emit, out, at, at + _CHUNK)
+                at = lines.add_flat(flat, emit, out, at, most=_ENTRIES)
                 out.append("")
                 out_file.write("\n".join(out))
             out_file.flush()  # a frame at a time: the file can be followed with tail -f

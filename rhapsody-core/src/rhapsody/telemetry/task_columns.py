@@ -1,0 +1,115 @@
+"""A batch's tasks as records of columns, for the checkpoint file's writers (:mod:`.column_lines`).
+
+Reading one field of a list of tasks is one C-level ``map(attrgetter(...), tasks)``, where a
+record per task cost the session's thread a tuple and a dozen Python steps per change. Records
+(lists of equal length; ``seqs`` are the tasks' sequence numbers)::
+
+    ["s", first_seq, step, uids, backends, task_types, executables, submitted_at]
+    ["r", seqs, started_at, hosts, workers]
+    ["e", seqs, ended_at, started_at, hosts, workers]   (completed tasks without extra attributes)
+
+Tasks of sequence number ``i`` go to writer ``i % parts`` (see :mod:`.checkpoint_file`), at most
+:data:`COLUMN_TASKS` per record (a writer formats a record's lines at once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import compress
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any
+
+from .lines import COLUMN_TASKS
+from .records import executable_of
+
+if TYPE_CHECKING:
+    from ..api.task import BaseTask
+
+_UID = attrgetter("uid")
+_BACKEND = attrgetter("backend")
+_TYPE_NAME = attrgetter("__class__.__name__")
+_FUNCTION_NAME = attrgetter("function.__name__")
+_EXECUTABLE = attrgetter("executable")
+_SUBMITTED_AT = attrgetter("submitted_at")
+_STARTED_AT = attrgetter("started_at")
+_ENDED_AT = attrgetter("ended_at")
+_HOST = attrgetter("host")
+_WORKER = attrgetter("worker")
+_STRINGS = {str}
+
+
+def executables(tasks: Sequence[BaseTask]) -> list[str]:
+    """:func:`.records.executable_of` of each task; function tasks (the many small ones) by two
+    C-level maps: their functions' names, and that none has an executable too."""
+    try:
+        names = list(map(_FUNCTION_NAME, tasks))
+        plain = list(map(_EXECUTABLE, tasks)).count(None) == len(names)
+    except AttributeError:  # a task without a function (an executable, a model), or a callable
+        plain = False  # without a __name__
+    if not plain or set(map(type, names)) != _STRINGS or "" in names:
+        return list(map(executable_of, tasks))
+    return names
+
+
+def _split(
+    parts: int, seqs: Sequence[int], columns: list[list[Any]]
+) -> list[tuple[list[int], list[list[Any]]]]:
+    """``columns`` (and ``seqs``) split by writer: those of sequence number ``i`` to ``i %
+    parts``."""
+    if parts == 1:
+        return [(list(seqs), columns)]
+    keys = [seq % parts for seq in seqs]
+    split = []
+    for part in range(parts):
+        mine = [key == part for key in keys]
+        split.append(
+            (list(compress(seqs, mine)), [list(compress(column, mine)) for column in columns])
+        )
+    return split
+
+
+def _add(outs: list[list[Any]], part: int, head: list[Any], columns: list[list[Any]]) -> None:
+    """``head + columns`` to writer ``part``, cut into records of at most COLUMN_TASKS tasks."""
+    total = len(columns[0])
+    for at in range(0, total, COLUMN_TASKS):
+        outs[part] += head
+        outs[part] += [column[at : at + COLUMN_TASKS] for column in columns]
+
+
+def submitted_records(outs: list[list[Any]], first: int, tasks: list[BaseTask]) -> None:
+    """The ``s`` records of tasks numbered ``first``, ``first + 1``... in order."""
+    columns = [
+        list(map(_UID, tasks)),
+        list(map(_BACKEND, tasks)),
+        list(map(_TYPE_NAME, tasks)),
+        executables(tasks),
+        list(map(_SUBMITTED_AT, tasks)),
+    ]
+    parts = len(outs)
+    for part in range(parts):
+        offset = (part - first) % parts  # the first of this writer's tasks
+        mine = columns if parts == 1 else [column[offset::parts] for column in columns]
+        total = len(mine[0])
+        for at in range(0, total, COLUMN_TASKS):
+            seq = first + offset + at * parts
+            outs[part] += ["s", seq, parts]
+            outs[part] += [column[at : at + COLUMN_TASKS] for column in mine]
+
+
+def started_records(outs: list[list[Any]], seqs: list[int], tasks: list[BaseTask]) -> None:
+    columns = [list(map(_STARTED_AT, tasks)), list(map(_HOST, tasks)), list(map(_WORKER, tasks))]
+    for part, (mine, split) in enumerate(_split(len(outs), seqs, columns)):
+        if mine:
+            _add(outs, part, ["r"], [mine, *split])
+
+
+def completed_records(outs: list[list[Any]], seqs: list[int], tasks: list[BaseTask]) -> None:
+    columns = [
+        list(map(_ENDED_AT, tasks)),
+        list(map(_STARTED_AT, tasks)),
+        list(map(_HOST, tasks)),
+        list(map(_WORKER, tasks)),
+    ]
+    for part, (mine, split) in enumerate(_split(len(outs), seqs, columns)):
+        if mine:
+            _add(outs, part, ["e"], [mine, *split])
