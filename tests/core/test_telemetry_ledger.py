@@ -146,19 +146,26 @@ def test_without_the_file_the_columns_keep_the_same_and_make_no_records() -> Non
     assert not ledger.seq and not ledger.running
 
 
-def test_a_large_batch_is_cut_into_records_a_writer_formats_at_once() -> None:
+def test_a_large_batch_is_one_record_per_writer_and_the_writer_formats_it_in_parts() -> None:
     tasks = [MAKERS[0]() for _ in range(2 * COLUMN_TASKS + 5)]
     for task in tasks:
         _set(task, submitted_at=T0)
     outs: list[list[Any]] = [[], []]
     TaskLedger().in_columns(tasks, [TaskState.SUBMITTED] * len(tasks), outs, keep=True)
     for part, out in enumerate(outs):
-        heads = [at for at, value in enumerate(out) if value == "s"]
-        assert len(heads) == 2  # 259 and 258 tasks: two records each
-        for at in heads:
-            first, step, uids = out[at + 1 : at + 4]
-            assert step == 2 and first % 2 == part and len(uids) <= COLUMN_TASKS
-            assert uids == [task.uid for task in tasks[first : first + 2 * len(uids) : 2]]
+        kind, first, step, uids = out[:4]
+        assert (kind, first, step, len(out)) == ("s", part, 2, 8)
+        assert uids == [task.uid for task in tasks[part::2]]
+        lines, at, steps, text = CheckpointLines("session", TraceIds.new()), 0, 0, []
+        while at < len(out):  # as the writer does: a few hundred entries at a time
+            entries: list[str] = []
+            at = lines.add_flat(out, T0, entries, at, most=COLUMN_TASKS)
+            assert len(entries) <= COLUMN_TASKS
+            text += entries
+            steps += 1
+        assert steps == 2 and lines.counts["tasks_submitted"] == len(uids)
+        ids = [json.loads(entry.split("\n")[0])["task_id"] for entry in text]
+        assert ids == uids
 
 
 @given(makers=st.lists(st.sampled_from(MAKERS), min_size=1, max_size=6))

@@ -66,7 +66,8 @@ class TaskLedger:
     ) -> None:
         """Take a batch a kind of change at a time; column records into ``outs`` (one list per
         writer) if ``keep``."""
-        tasks, states = list(tasks), list(states)
+        if not isinstance(tasks, list) or not isinstance(states, list):  # (the session's are)
+            tasks, states = list(tasks), list(states)
         total = len(states)
         submitted, running = states.count(_SUBMITTED), states.count(_RUNNING)
         if submitted:

@@ -68,8 +68,8 @@ class Kind:
 
     __slots__ = ("backend", "exe", "span_task_id", "task_id")
 
-    def __init__(self, sid: str, backend: str, task_type: str, exe: str) -> None:
-        self.backend = _q(backend)
+    def __init__(self, sid: str, backend: str | None, task_type: str, exe: str) -> None:
+        self.backend = "null" if backend is None else _q(backend)  # (no backend: null)
         self.exe = f'"executable": {_q(exe)}, "task_type": {_q(task_type)}'
         # what comes between an event's emit time (or a span's attributes' start) and task id
         self.task_id = f', "session_id": {sid}, "backend": {self.backend}, "task_id": '

@@ -36,6 +36,23 @@ _dumps = json.JSONEncoder(default=str, ensure_ascii=True).encode
 # tasks of one column formatted at once, at most: their lines are joined in memory (~3 KB each)
 COLUMN_TASKS = 256
 _WIDTH = {"S": 7, "R": 5, "E": 9}
+_COLUMNS = {"s": 8, "r": 5, "e": 6}  # column records' items, the last a column
+
+
+def _cut(record: list[Any]) -> list[Any]:
+    """A column record of more than COLUMN_TASKS tasks as several (the same items in order)."""
+    kind, total = record[0], len(record[-1])
+    cut: list[Any] = []
+    for at in range(0, total, COLUMN_TASKS):
+        if kind == "s":  # first seq, step: this part's first seq
+            first, step = record[1], record[2]
+            cut += ["s", first + at * step, step]
+            columns = record[3:]
+        else:
+            cut.append(kind)
+            columns = record[1:]
+        cut += [column[at : at + COLUMN_TASKS] for column in columns]
+    return cut
 
 
 class CheckpointLines:
@@ -94,6 +111,11 @@ class CheckpointLines:
         i, n = start, len(flat) if stop < 0 else min(stop, len(flat))
         while i < n and not 0 < most <= len(out):
             kind = flat[i]
+            width = _COLUMNS.get(kind)
+            if width is not None and len(flat[i + width - 1]) > COLUMN_TASKS:
+                cut = _cut(flat[i : i + width])  # at most COLUMN_TASKS lines' worth at once
+                flat[i : i + width] = cut
+                n += len(cut) - width
             if kind == "s":  # columns (see .task_columns): first seq, step, then the columns
                 first, step, uids, backends, task_types, exes, times = flat[i + 1 : i + 8]
                 seqs = range(first, first + step * len(uids), step)

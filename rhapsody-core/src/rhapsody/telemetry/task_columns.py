@@ -8,8 +8,9 @@ record per task cost the session's thread a tuple and a dozen Python steps per c
     ["r", seqs, started_at, hosts, workers]
     ["e", seqs, ended_at, started_at, hosts, workers]   (completed tasks without extra attributes)
 
-Tasks of sequence number ``i`` go to writer ``i % parts`` (see :mod:`.checkpoint_file`), at most
-:data:`COLUMN_TASKS` per record (a writer formats a record's lines at once).
+Tasks of sequence number ``i`` go to writer ``i % parts`` (see :mod:`.checkpoint_file`). A record
+holds a batch's tasks however many: the writer cuts it (cutting here would be one more pass over
+the columns on the session's thread).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from itertools import compress
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
-from .lines import COLUMN_TASKS
 from .records import executable_of
 
 if TYPE_CHECKING:
@@ -52,12 +52,12 @@ def executables(tasks: Sequence[BaseTask]) -> list[str]:
 
 
 def _split(
-    parts: int, seqs: Sequence[int], columns: list[list[Any]]
+    parts: int, seqs: list[int], columns: list[list[Any]]
 ) -> list[tuple[list[int], list[list[Any]]]]:
     """``columns`` (and ``seqs``) split by writer: those of sequence number ``i`` to ``i %
     parts``."""
     if parts == 1:
-        return [(list(seqs), columns)]
+        return [(seqs, columns)]
     keys = [seq % parts for seq in seqs]
     split = []
     for part in range(parts):
@@ -66,14 +66,6 @@ def _split(
             (list(compress(seqs, mine)), [list(compress(column, mine)) for column in columns])
         )
     return split
-
-
-def _add(outs: list[list[Any]], part: int, head: list[Any], columns: list[list[Any]]) -> None:
-    """``head + columns`` to writer ``part``, cut into records of at most COLUMN_TASKS tasks."""
-    total = len(columns[0])
-    for at in range(0, total, COLUMN_TASKS):
-        outs[part] += head
-        outs[part] += [column[at : at + COLUMN_TASKS] for column in columns]
 
 
 def submitted_records(outs: list[list[Any]], first: int, tasks: list[BaseTask]) -> None:
@@ -86,21 +78,21 @@ def submitted_records(outs: list[list[Any]], first: int, tasks: list[BaseTask]) 
         list(map(_SUBMITTED_AT, tasks)),
     ]
     parts = len(outs)
+    if parts == 1:
+        outs[0] += ["s", first, 1, *columns]
+        return
     for part in range(parts):
         offset = (part - first) % parts  # the first of this writer's tasks
-        mine = columns if parts == 1 else [column[offset::parts] for column in columns]
-        total = len(mine[0])
-        for at in range(0, total, COLUMN_TASKS):
-            seq = first + offset + at * parts
-            outs[part] += ["s", seq, parts]
-            outs[part] += [column[at : at + COLUMN_TASKS] for column in mine]
+        if offset < len(tasks):
+            outs[part] += ["s", first + offset, parts]
+            outs[part] += [column[offset::parts] for column in columns]
 
 
 def started_records(outs: list[list[Any]], seqs: list[int], tasks: list[BaseTask]) -> None:
     columns = [list(map(_STARTED_AT, tasks)), list(map(_HOST, tasks)), list(map(_WORKER, tasks))]
     for part, (mine, split) in enumerate(_split(len(outs), seqs, columns)):
         if mine:
-            _add(outs, part, ["r"], [mine, *split])
+            outs[part] += ["r", mine, *split]
 
 
 def completed_records(outs: list[list[Any]], seqs: list[int], tasks: list[BaseTask]) -> None:
@@ -112,4 +104,4 @@ def completed_records(outs: list[list[Any]], seqs: list[int], tasks: list[BaseTa
     ]
     for part, (mine, split) in enumerate(_split(len(outs), seqs, columns)):
         if mine:
-            _add(outs, part, ["e"], [mine, *split])
+            outs[part] += ["e", mine, *split]
