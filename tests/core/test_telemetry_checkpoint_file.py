@@ -22,6 +22,7 @@ from rhapsody.telemetry.checkpoint_file import (
     open_checkpoint,
     writer_count,
 )
+from rhapsody.telemetry.lines import COLUMN_TASKS
 from rhapsody.telemetry.trace_ids import TraceIds
 
 from ..conftest import child_pids
@@ -96,24 +97,32 @@ async def test_a_bad_count_fails_start_telemetry_before_a_file_or_a_writer(
 # -- a session's file -----------------------------------------------------------------------------
 
 
-async def test_three_writers_write_every_line_whole_and_each_task_in_order(
-    tmp_path, monkeypatch
+# With a subscriber the session sends a record per task change; without, a record of columns
+# per batch and kind of change, which the writers cut into parts when it is large (1,200 tasks
+# a batch: each of three writers gets ~400, more than COLUMN_TASKS).
+@pytest.mark.parametrize(
+    ("writers", "subscribed", "batch"), [(3, True, 500), (3, False, 1200), (1, False, 3060)]
+)
+async def test_writers_write_every_line_whole_and_each_task_in_order(
+    tmp_path, monkeypatch, writers, subscribed, batch
 ) -> None:
-    monkeypatch.setenv(WRITERS_ENV, "3")
+    assert batch / writers > COLUMN_TASKS or subscribed
+    monkeypatch.setenv(WRITERS_ENV, str(writers))
     session = Session(backends=[ConcurrentExecutionBackend()])
     telemetry = await session.start_telemetry(
         checkpoint_path=tmp_path, checkpoint_interval=0.05, resource_poll_interval=0.05
     )
-    assert telemetry._writer is not None and len(telemetry._writer.writers) == 3
+    assert telemetry._writer is not None and len(telemetry._writer.writers) == writers
     writer_pids = {writer._proc.pid for writer in telemetry._writer.writers}
     seen: Counter[str] = Counter()  # a subscriber gets every task's events too
-    telemetry.subscribe(lambda event: seen.update([event.event_type]))
+    if subscribed:
+        telemetry.subscribe(lambda event: seen.update([event.event_type]))
     async with session:
         tasks = [ComputeTask(function=square, args=(i,)) for i in range(3000)]
         tasks += [ComputeTask(function=boom) for _ in range(30)]
         tasks += [ComputeTask(executable="/bin/true") for _ in range(30)]
-        for start in range(0, len(tasks), 500):  # several batches, snapshots between them
-            await session.submit_tasks(tasks[start : start + 500])
+        for start in range(0, len(tasks), batch):  # several batches, snapshots between them
+            await session.submit_tasks(tasks[start : start + batch])
             await asyncio.sleep(0.02)
         await session.wait_tasks(tasks)
     assert not writer_pids & child_pids(), "a writer outlived the session"
@@ -152,8 +161,9 @@ async def test_three_writers_write_every_line_whole_and_each_task_in_order(
     run_seconds = sum(t.ended_at - t.started_at for t in tasks)
     assert final["task_duration_seconds_sum"] == pytest.approx(run_seconds)
     assert telemetry.task_count()["completed"] == 3030
-    assert (seen["TaskCreated"], seen["TaskStarted"]) == (len(tasks), len(tasks))
-    assert (seen["TaskCompleted"], seen["TaskFailed"]) == (3030, 30)
+    if subscribed:
+        assert (seen["TaskCreated"], seen["TaskStarted"]) == (len(tasks), len(tasks))
+        assert (seen["TaskCompleted"], seen["TaskFailed"]) == (3030, 30)
 
     report = subprocess.run(
         [sys.executable, "-m", "rhapsody.cli.main", "report", telemetry.checkpoint_file],

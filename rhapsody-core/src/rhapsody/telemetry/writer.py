@@ -70,8 +70,8 @@ def main(argv: list[str]) -> int:
             # a few hundred entries at a time: the lines of a whole frame (up to every task of
             # a session, submitted at once) would be megabytes in memory, fresh pages each time
             # (their page faults cost more than the formatting)
-            emit, at, end = time.time(), 0, len(flat)
-            while at < end:
+            emit, at = time.time(), 0
+            while at < len(flat):  # (which grows: a large column record is cut in parts)
                 out: list[str] = []
                 at = lines.add_flat(flat, emit, out, at, most=_ENTRIES)
                 out.append("")
