@@ -35,6 +35,13 @@ def _plain_times(values: Sequence[Any], bound: float = 1e300) -> bool:
     return bool(total - total == 0.0 and -bound < min(values) and max(values) < bound)
 
 
+def _pending_only(tasks: list[Any], *columns: Sequence[Any]) -> list[list[Any]]:
+    """``tasks`` and ``columns`` without the places where ``tasks`` holds None (a task that is
+    not pending: this writer never saw it submitted)."""
+    known = [task is not None for task in tasks]
+    return [list(compress(column, known)) for column in (tasks, *columns)]
+
+
 def submitted_lines(
     lines: CheckpointLines,
     seqs: Sequence[int],
@@ -107,10 +114,7 @@ def started_lines(
     """Each pending task's start event (tasks not pending are skipped)."""
     tasks: list[Any] = list(map(lines.pending.get, seqs))
     if None in tasks:
-        known = [task is not None for task in tasks]
-        tasks, times, hosts, workers = (
-            list(compress(column, known)) for column in (tasks, times, hosts, workers)
-        )
+        tasks, times, hosts, workers = _pending_only(tasks, times, hosts, workers)
         if not tasks:
             return
     # finite floats (the usual case) in one call; anything else as the general path writes it
@@ -144,10 +148,8 @@ def completed_lines(
     """Each pending task's completion (DONE, no extra attributes): its end event and span."""
     tasks: list[Any] = list(map(lines.pending.pop, seqs, repeat(None)))
     if None in tasks:
-        known = [task is not None for task in tasks]
-        seqs, tasks, ended, started, hosts, workers = (
-            list(compress(column, known))
-            for column in (seqs, tasks, ended, started, hosts, workers)
+        tasks, seqs, ended, started, hosts, workers = _pending_only(
+            tasks, seqs, ended, started, hosts, workers
         )
         if not tasks:
             return

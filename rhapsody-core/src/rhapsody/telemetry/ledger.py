@@ -71,19 +71,9 @@ class TaskLedger:
         total = len(states)
         submitted, running = states.count(_SUBMITTED), states.count(_RUNNING)
         if submitted:
-            picked = (
-                tasks
-                if submitted == total
-                else list(compress(tasks, map(is_, states, repeat(_SUBMITTED))))
-            )
-            self._submitted(picked, outs, keep)
+            self._submitted(_of_state(tasks, states, _SUBMITTED, submitted), outs, keep)
         if running:
-            picked = (
-                tasks
-                if running == total
-                else list(compress(tasks, map(is_, states, repeat(_RUNNING))))
-            )
-            self._started(picked, outs, keep)
+            self._started(_of_state(tasks, states, _RUNNING, running), outs, keep)
         if submitted + running < total:
             if submitted + running:
                 ending = list(map(_ENDS.__getitem__, states))
@@ -202,6 +192,15 @@ class TaskLedger:
         counts["FAILED"] += failed
         counts["CANCELED"] += canceled
         self.next_seq = seq
+
+
+def _of_state(
+    tasks: list[BaseTask], states: list[TaskState], state: TaskState, count: int
+) -> list[BaseTask]:
+    """The tasks whose change is to ``state`` (``count`` of them)."""
+    if count == len(tasks):
+        return tasks
+    return list(compress(tasks, map(is_, states, repeat(state))))
 
 
 def _end_record(seq: int, task: BaseTask, state: TaskState) -> tuple[Any, ...]:
