@@ -84,11 +84,12 @@ def runs(draw: st.DrawFn) -> tuple[list[Any], list[list[tuple[Any, TaskState]]]]
 
 
 def _file_lines(ids: TraceIds, streams: list[list[Any]]) -> list[dict[str, Any]]:
-    """What writers (one per stream) write of their batches, parsed, in a stable order."""
+    """What writers (one per stream of (batch number, records)) write, parsed, in a stable
+    order."""
     parsed = []
     for stream in streams:
         lines, text = CheckpointLines("session", ids), []
-        for emit, flat in enumerate(stream):
+        for emit, flat in stream:
             lines.add_flat(flat, T0 + emit, text)
         parsed += [json.loads(line) for entry in text for line in entry.split("\n")]
     return sorted(parsed, key=lambda line: json.dumps(line, sort_keys=True))
@@ -116,17 +117,20 @@ def test_columns_keep_and_write_what_one_change_at_a_time_does(run: Any, parts: 
     by_task, by_column = TaskLedger(), TaskLedger()
     streams_by_task: list[list[Any]] = [[] for _ in range(parts)]
     streams_by_column: list[list[Any]] = [[] for _ in range(parts)]
-    for batch in batches:
+    for number, batch in enumerate(batches):
         tasks = [task for task, _ in batch]
         states = [state for _, state in batch]
         outs: list[list[Any]] = [[] for _ in range(parts)]
         by_task.one_by_one(tasks, states, outs)
         for stream, out in zip(streams_by_task, outs, strict=True):
-            stream.append(out)
+            stream.append((number, out))
         outs = [[] for _ in range(parts)]
-        by_column.in_columns(tasks, states, outs, keep=True)
+        shared = outs[0] if parts == 1 else []  # as the manager does
+        by_column.in_columns(tasks, states, outs, shared, keep=True)
         for stream, out in zip(streams_by_column, outs, strict=True):
-            stream.append(out)
+            stream.append((number, out))
+            if shared is not outs[0]:
+                stream.append((number, shared))  # to every writer, after its own records
         assert _state(by_column) == _state(by_task)
     written = _file_lines(ids, streams_by_column)
     assert written == _file_lines(ids, streams_by_task)
@@ -139,7 +143,7 @@ def test_without_the_file_the_columns_keep_the_same_and_make_no_records() -> Non
         _set(task, submitted_at=T0, started_at=T0, ended_at=T0 + 1, state=TaskState.DONE)
     states = [TaskState.SUBMITTED] * 3 + [TaskState.RUNNING] * 3 + [TaskState.DONE] * 3
     ledger, outs = TaskLedger(), [[]]
-    ledger.in_columns(tasks * 3, states, outs, keep=False)
+    ledger.in_columns(tasks * 3, states, outs, outs[0], keep=False)
     assert outs == [[]]
     assert ledger.counts == {"submitted": 3, "DONE": 3, "FAILED": 0, "CANCELED": 0}
     assert ledger.ended_tasks == tasks and bytes(ledger.ended_ran) == b"\x01\x01\x01"
@@ -151,7 +155,9 @@ def test_a_large_batch_is_one_record_per_writer_and_the_writer_formats_it_in_par
     for task in tasks:
         _set(task, submitted_at=T0)
     outs: list[list[Any]] = [[], []]
-    TaskLedger().in_columns(tasks, [TaskState.SUBMITTED] * len(tasks), outs, keep=True)
+    shared: list[Any] = []
+    TaskLedger().in_columns(tasks, [TaskState.SUBMITTED] * len(tasks), outs, shared, keep=True)
+    assert not shared  # submissions go to their own writer
     for part, out in enumerate(outs):
         kind, first, step, uids = out[:4]
         assert (kind, first, step, len(out)) == ("s", part, 2, 8)

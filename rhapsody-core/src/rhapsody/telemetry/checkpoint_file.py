@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pickle
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -84,15 +85,21 @@ class CheckpointFile:
         """Records that are not a task's (the first writer writes them); from any thread."""
         self.writers[0].send(records)
 
-    def send_tasks(self, parts: list[list[Any]]) -> None:
+    def send_tasks(self, parts: list[list[Any]], shared: list[Any] | None = None) -> None:
         """Task records, ``parts[i]`` those of the tasks whose sequence number is ``i`` modulo
-        :attr:`parts`."""
+        :attr:`parts`; ``shared``, records for every writer (each formats the tasks it was
+        given the submission of, and skips the others: splitting a batch's starts and ends by
+        writer cost the session's thread more than one pickle sent to each)."""
         if self._finishing:  # the others are closing: the first writer takes what comes late
-            self.send([value for records in parts for value in records])
+            self.send([value for records in parts for value in records] + (shared or []))
             return
         for writer, records in zip(self.writers, parts, strict=True):
             if records:
                 writer.send(records)
+        if shared:
+            frame = pickle.dumps(shared, pickle.HIGHEST_PROTOCOL)
+            for writer in self.writers:
+                writer.send_frame(frame)
 
     def snapshot(self, now: float, totals: Callable[[], Totals]) -> None:
         """A metric snapshot line (``totals`` asked for only where there are several writers:

@@ -217,9 +217,10 @@ class TelemetryManager:
             if out:
                 dispatch.put(out)
             return
-        self._ledger.in_columns(tasks, states, outs, writer is not None)
+        shared = outs[0] if len(outs) == 1 else []  # starts and ends: for every writer
+        self._ledger.in_columns(tasks, states, outs, shared, writer is not None)
         if writer is not None:
-            writer.send_tasks(outs)
+            writer.send_tasks(outs, None if shared is outs[0] else shared)
 
     # -- public API -------------------------------------------------------------------------------
 

@@ -1,14 +1,16 @@
 """A batch's tasks as records of columns, for the checkpoint file's writers (:mod:`.column_lines`).
 
-Reading one field of a list of tasks is one C-level ``map(attrgetter(...), tasks)``, where a
-record per task cost the session's thread a tuple and a dozen Python steps per change. Records
-(lists of equal length; ``seqs`` are the tasks' sequence numbers)::
+Reading one field of a list of tasks is one C-level ``map(attrgetter(...), tasks)``; a writer
+given columns formats a column's numbers and ids at once (see :mod:`.ledger` for what each side
+costs). Records (lists of equal length; ``seqs`` are the tasks' sequence numbers)::
 
     ["s", first_seq, step, uids, backends, task_types, executables, submitted_at]
     ["r", seqs, started_at, hosts, workers]
     ["e", seqs, ended_at, started_at, hosts, workers]   (completed tasks without extra attributes)
 
-Tasks of sequence number ``i`` go to writer ``i % parts`` (see :mod:`.checkpoint_file`). A record
+Submissions of tasks of sequence number ``i`` go to writer ``i % parts`` (see
+:mod:`.checkpoint_file`); starts and ends go to every writer, each formatting those of the tasks
+it has pending (splitting them by writer cost the session's thread a pass per writer). A record
 holds a batch's tasks however many: the writer cuts it (cutting here would be one more pass over
 the columns on the session's thread).
 """
@@ -16,7 +18,6 @@ the columns on the session's thread).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import compress
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
@@ -51,23 +52,6 @@ def executables(tasks: Sequence[BaseTask]) -> list[str]:
     return names
 
 
-def _split(
-    parts: int, seqs: list[int], columns: list[list[Any]]
-) -> list[tuple[list[int], list[list[Any]]]]:
-    """``columns`` (and ``seqs``) split by writer: those of sequence number ``i`` to ``i %
-    parts``."""
-    if parts == 1:
-        return [(seqs, columns)]
-    keys = [seq % parts for seq in seqs]
-    split = []
-    for part in range(parts):
-        mine = [key == part for key in keys]
-        split.append(
-            (list(compress(seqs, mine)), [list(compress(column, mine)) for column in columns])
-        )
-    return split
-
-
 def submitted_records(outs: list[list[Any]], first: int, tasks: list[BaseTask]) -> None:
     """The ``s`` records of tasks numbered ``first``, ``first + 1``... in order."""
     columns = [
@@ -88,20 +72,13 @@ def submitted_records(outs: list[list[Any]], first: int, tasks: list[BaseTask]) 
             outs[part] += [column[offset::parts] for column in columns]
 
 
-def started_records(outs: list[list[Any]], seqs: list[int], tasks: list[BaseTask]) -> None:
-    columns = [list(map(_STARTED_AT, tasks)), list(map(_HOST, tasks)), list(map(_WORKER, tasks))]
-    for part, (mine, split) in enumerate(_split(len(outs), seqs, columns)):
-        if mine:
-            outs[part] += ["r", mine, *split]
+def started_records(shared: list[Any], seqs: list[int], tasks: list[BaseTask]) -> None:
+    """The ``r`` record of tasks numbered ``seqs``, for every writer."""
+    shared += ["r", seqs, list(map(_STARTED_AT, tasks)), list(map(_HOST, tasks))]
+    shared.append(list(map(_WORKER, tasks)))
 
 
-def completed_records(outs: list[list[Any]], seqs: list[int], tasks: list[BaseTask]) -> None:
-    columns = [
-        list(map(_ENDED_AT, tasks)),
-        list(map(_STARTED_AT, tasks)),
-        list(map(_HOST, tasks)),
-        list(map(_WORKER, tasks)),
-    ]
-    for part, (mine, split) in enumerate(_split(len(outs), seqs, columns)):
-        if mine:
-            outs[part] += ["e", mine, *split]
+def completed_records(shared: list[Any], seqs: list[int], tasks: list[BaseTask]) -> None:
+    """The ``e`` record of tasks numbered ``seqs``, for every writer."""
+    shared += ["e", seqs, list(map(_ENDED_AT, tasks)), list(map(_STARTED_AT, tasks))]
+    shared += [list(map(_HOST, tasks)), list(map(_WORKER, tasks))]

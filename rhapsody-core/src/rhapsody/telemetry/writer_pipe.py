@@ -80,13 +80,17 @@ class CheckpointWriter:
 
     def send(self, records: list[Any]) -> None:
         """Send a batch of records, flat (see :mod:`.records`); from any thread."""
-        if not records or self.failed or self._closed:
+        if records:
+            self.send_frame(pickle.dumps(records, pickle.HIGHEST_PROTOCOL))
+
+    def send_frame(self, frame: bytes) -> None:
+        """Send a pickled batch of records (one pickle for several writers); from any thread."""
+        if self.failed or self._closed:
             return  # after close the descriptor's number may be another file's
         if threading.get_ident() != self._loop_thread:
             with contextlib.suppress(RuntimeError):  # the loop is closed: nothing to send with
-                self._loop.call_soon_threadsafe(self.send, records)
+                self._loop.call_soon_threadsafe(self.send_frame, frame)
             return
-        frame = pickle.dumps(records, pickle.HIGHEST_PROTOCOL)
         pending = self._pending
         pending += len(frame).to_bytes(HEADER, "big")
         pending += frame
