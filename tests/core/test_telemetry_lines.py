@@ -234,3 +234,26 @@ def test_without_orjson_the_file_holds_the_same_lines() -> None:
     assert completed["event_type"] == "TaskCompleted" and completed["duration_seconds"] == 2.5
     assert span["end_time_s"] == 1700000003.75 and span["duration_ms"] == 3250.0
     assert span["attributes"]["queue_seconds"] == 0.75
+
+
+@pytest.mark.parametrize("state", ["DONE", "FAILED"])  # the common path, and the general one
+def test_a_host_or_worker_that_is_not_text_is_written_as_text(state: str) -> None:
+    # a third-party backend may record a pid, or a list of nodes: the writer must not die on it
+    lines, out = CheckpointLines("s", TraceIds.new()), []
+    error = "Boom" if state == "FAILED" else None
+    lines.add_all(
+        [
+            ("S", 0, "t", "b", "ComputeTask", "f", T0 + 0.5),
+            ("R", 0, T0 + 1.25, ["node-1", "node-2"], 1234),
+            ("E", 0, state, T0 + 2.5, T0 + 1.25, ["node-1", "node-2"], 1234, error, None),
+        ],
+        T0 + 3,
+        out,
+    )
+    parsed = [json.loads(line) for entry in out for line in entry.split("\n")]
+    started, ended, span = parsed[3:]
+    for line in (started, ended):
+        assert line["node_id"] == "['node-1', 'node-2']"
+        assert line["attributes"]["worker"] == "1234"
+    assert span["attributes"]["worker"] == "1234"
+    assert ended["event_type"] == ("TaskCompleted" if state == "DONE" else "TaskFailed")

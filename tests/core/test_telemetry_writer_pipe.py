@@ -137,3 +137,17 @@ async def test_records_left_unsent_at_close_make_it_report_failure(tmp_path, cap
     finally:
         os.kill(process.pid, signal.SIGKILL)
         os.waitpid(process.pid, 0)
+
+
+async def test_a_record_the_writer_cannot_format_loses_its_frame_not_the_file(
+    tmp_path, caplog, capfd
+) -> None:
+    writer = await open_writer(tmp_path)
+    writer.send(event_records(0, 3))
+    writer.send(["?", "a record of no known kind", *event_records(3, 2)])  # that frame: lost
+    writer.send(event_records(5, 3))
+    with caplog.at_level(logging.ERROR):
+        assert not await writer.close(30)  # the session learns the file is short
+    assert numbers_in(writer.path) == [0, 1, 2, 5, 6, 7]
+    assert "unknown telemetry record '?'" in capfd.readouterr().err
+    assert "exited with code 1" in caplog.text

@@ -18,7 +18,7 @@ from json.encoder import encode_basestring_ascii as _q
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-from .line_parts import NIBBLES, U60, U64, Kind, num, scaled
+from .line_parts import NIBBLES, U60, U64, Kind, num, place_texts, scaled
 
 if TYPE_CHECKING:
     from .lines import CheckpointLines
@@ -119,6 +119,7 @@ def started_lines(
             return
     # finite floats (the usual case) in one call; anything else as the general path writes it
     texts = numbers(times) if _plain_times(times) else list(map(num, times))
+    hosts, workers = place_texts(hosts), place_texts(workers)
     wheres, where_of = lines.wheres, lines.where
     trace_span = lines.trace_span
     append = out.append
@@ -154,6 +155,7 @@ def completed_lines(
         if not tasks:
             return
     submitted = list(map(_SUBMITTED_AT, tasks))
+    hosts, workers = place_texts(hosts), place_texts(workers)
     # floats, finite, the sum of three too, the end's nanoseconds within 64 bits
     if not (_plain_times(ended, 9e9) and _plain_times(started) and _plain_times(submitted)):
         pending = lines.pending

@@ -7,8 +7,9 @@ imported by the writer process, so it stays light.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from json.encoder import encode_basestring_ascii as _q
+from typing import Any
 
 U64 = (1 << 64) - 1
 U60 = (1 << 60) - 1
@@ -74,6 +75,17 @@ class Kind:
         # what comes between an event's emit time (or a span's attributes' start) and task id
         self.task_id = f', "session_id": {sid}, "backend": {self.backend}, "task_id": '
         self.span_task_id = "{" + self.task_id[2:]
+
+
+_PLACE_TYPES = {str, type(None)}
+
+
+def place_texts(values: Sequence[Any]) -> Sequence[str | None]:
+    """Hosts or workers as text or None (a backend may give a pid, or a list): every writer
+    formats them as JSON strings, and keys its cache by them."""
+    if set(map(type, values)) <= _PLACE_TYPES:  # the usual case: one C-level pass
+        return values
+    return [value if value is None or value.__class__ is str else str(value) for value in values]
 
 
 class Where:

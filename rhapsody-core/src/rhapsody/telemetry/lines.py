@@ -25,6 +25,7 @@ from .line_parts import (  # noqa: F401 - the formatters' home for tests that sw
     num,
     number_text,
     numbers_text,
+    place_texts,
     scaled,
 )
 from .trace_ids import TraceIds
@@ -219,6 +220,7 @@ class CheckpointLines:
     ) -> None:
         """The end of a task off the common path (see the module's docstring)."""
         state, ended, started, host, worker, error_type, extra = fields
+        host, worker = place_texts((host, worker))
         q_uid, shape, submitted, t_json, t_ns, span_id, base, nib = task
         where = self.wheres.get((host, worker)) or self.where(host, worker)
         more = where.event_worker

@@ -22,6 +22,7 @@ import pickle
 import signal
 import sys
 import time
+import traceback
 from typing import IO, Any
 
 HEADER = 4  # bytes of a frame's length (the session's end: .writer_pipe)
@@ -57,6 +58,7 @@ def main(argv: list[str]) -> int:
     part, first = "--part" in options, "--first" in options
     waiting = part  # for the first writer's first line
     lines: CheckpointLines | None = None
+    failed = False
     with open(path, "a", encoding="utf-8", buffering=1 << 20) as out_file:
         for flat in _read_frames(sys.stdin.buffer):
             if flat and flat[0] == "H":
@@ -71,15 +73,21 @@ def main(argv: list[str]) -> int:
             # a session, submitted at once) would be megabytes in memory, fresh pages each time
             # (their page faults cost more than the formatting)
             emit, at = time.time(), 0
-            while at < len(flat):  # (which grows: a large column record is cut in parts)
-                out: list[str] = []
-                at = lines.add_flat(flat, emit, out, at, most=_ENTRIES)
-                out.append("")
-                out_file.write("\n".join(out))
+            try:
+                while at < len(flat):  # (which grows: a large column record is cut in parts)
+                    out: list[str] = []
+                    at = lines.add_flat(flat, emit, out, at, most=_ENTRIES)
+                    out.append("")
+                    out_file.write("\n".join(out))
+            # a record it cannot format loses the rest of its frame, not the rest of the file;
+            # the traceback and the exit code tell the session
+            except Exception:  # noqa: BLE001
+                traceback.print_exc()
+                failed = True
             out_file.flush()  # a frame at a time: the file can be followed with tail -f
         if lines is not None and not part and (lines.totals_given or not first):
             out_file.write(lines.metric_line(time.time()) + "\n")
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
