@@ -15,7 +15,9 @@ and, for the writer, ``("V", event_dict)``, ``("C", time)`` (a metric snapshot),
 end)`` (the session span), ``("H", session_id, ids)`` (the header) and ``("K", submitted,
 started, completed, failed, canceled, ended, run_seconds)`` (the session's totals, for the first
 of several writers: see :mod:`.checkpoint_file`). The session's process
-sends them flattened into one list per batch (:func:`split_records` undoes it).
+sends them flattened into one list per batch (:func:`split_records` undoes it). Task records are
+what subscribers get; the checkpoint writers alone get a batch's tasks as column records
+instead (:mod:`.task_columns`).
 """
 
 from __future__ import annotations
