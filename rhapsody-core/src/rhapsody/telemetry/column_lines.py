@@ -13,12 +13,12 @@ general path of :mod:`.lines`, which writes the same fields.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from itertools import compress, repeat
+from itertools import repeat
 from json.encoder import encode_basestring_ascii as _q
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-from .line_parts import NIBBLES, U60, U64, Kind, num, place_texts, scaled
+from .line_parts import NIBBLES, U60, Kind, known_only, num, place_texts, scaled
 
 if TYPE_CHECKING:
     from .lines import CheckpointLines
@@ -33,13 +33,6 @@ def _plain_times(values: Sequence[Any], bound: float = 1e300) -> bool:
         return False
     total = sum(values)
     return bool(total - total == 0.0 and -bound < min(values) and max(values) < bound)
-
-
-def _pending_only(tasks: list[Any], *columns: Sequence[Any]) -> list[list[Any]]:
-    """``tasks`` and ``columns`` without the places where ``tasks`` holds None (a task that is
-    not pending: this writer never saw it submitted)."""
-    known = [task is not None for task in tasks]
-    return [list(compress(column, known)) for column in (tasks, *columns)]
 
 
 def submitted_lines(
@@ -66,12 +59,6 @@ def submitted_lines(
                         kinds.clear()
                     shape = kinds[key] = Kind(sid, *key)
                 shapes[index] = shape
-    span_base, session_span = lines.ids.span_base, lines.ids.session_span_id
-    spans = []
-    for span_id in [(span_base + seq + 1) & U64 for seq in seqs]:
-        if not span_id or span_id == session_span:
-            span_id = (span_id ^ 0x5A5A) or 1
-        spans.append(span_id)
     id_base = lines.id_base
     # a task's event ids: its number, the event's kind in the low three bits
     bases = [hex(id_base | ((seq >> 1) & U60))[3:] for seq in seqs]
@@ -80,7 +67,13 @@ def submitted_lines(
     last_t: Any = None
     t_json = t_ns = "null"  # tasks submitted together share their time
     for seq, q_uid, shape, t, span, base in zip(
-        seqs, map(_q, uids), shapes, times, map(hex, spans), bases, strict=True
+        seqs,
+        map(_q, uids),
+        shapes,
+        times,
+        map(hex, map(lines.ids.task_span_id, seqs)),
+        bases,
+        strict=True,
     ):
         if t != last_t or t.__class__ is not last_t.__class__:
             last_t, t_json, t_ns = t, num(t), scaled(t, 1e9, "%d")
@@ -114,7 +107,7 @@ def started_lines(
     """Each pending task's start event (tasks not pending are skipped)."""
     tasks: list[Any] = list(map(lines.pending.get, seqs))
     if None in tasks:
-        tasks, times, hosts, workers = _pending_only(tasks, times, hosts, workers)
+        tasks, times, hosts, workers = known_only(tasks, times, hosts, workers)
         if not tasks:
             return
     # finite floats (the usual case) in one call; anything else as the general path writes it
@@ -149,7 +142,7 @@ def completed_lines(
     """Each pending task's completion (DONE, no extra attributes): its end event and span."""
     tasks: list[Any] = list(map(lines.pending.pop, seqs, repeat(None)))
     if None in tasks:
-        tasks, seqs, ended, started, hosts, workers = _pending_only(
+        tasks, seqs, ended, started, hosts, workers = known_only(
             tasks, seqs, ended, started, hosts, workers
         )
         if not tasks:
@@ -173,8 +166,7 @@ def completed_lines(
     runs = [end - at for end, at in zip(ended, started, strict=True)]
     if min(runs) < 0:
         runs = [run if not run < 0 else 0.0 for run in runs]
-    queued = [at - sub for at, sub in zip(started, submitted, strict=True)]
-    queued = [wait if wait > 0 else 0.0 for wait in queued]
+    queued = [at - sub if at - sub > 0 else 0.0 for at, sub in zip(started, submitted, strict=True)]
     ended_s = numbers(ended)
     runs_s = numbers(runs)
     queued_s = numbers(queued)

@@ -24,6 +24,7 @@ from operator import is_
 from typing import TYPE_CHECKING, Any
 
 from ..api.states import TaskState
+from .line_parts import known_only
 from .records import error_type_of, executable_of, extra_attributes, has_usage
 from .task_columns import completed_records, started_records, submitted_records
 
@@ -97,8 +98,7 @@ class TaskLedger:
     def _started(self, tasks: list[BaseTask], shared: list[Any], keep: bool) -> None:
         seqs = list(map(self.seq.get, tasks))
         if None in seqs:  # tasks submitted before telemetry started
-            known = [seq is not None for seq in seqs]
-            tasks, seqs = list(compress(tasks, known)), list(compress(seqs, known))
+            seqs, tasks = known_only(seqs, tasks)
         self.running.update(tasks)
         self.unmetered_started += tasks
         if keep and tasks:
@@ -113,9 +113,7 @@ class TaskLedger:
     ) -> None:
         found = list(map(self.seq.pop, tasks, repeat(None)))
         if None in found:  # tasks submitted before telemetry started
-            known = [seq is not None for seq in found]
-            tasks, states = list(compress(tasks, known)), list(compress(states, known))
-            found = list(compress(found, known))
+            found, tasks, states = known_only(found, tasks, states)
             if not tasks:
                 return
         seqs: list[int] = found  # type: ignore[assignment]

@@ -8,6 +8,7 @@ imported by the writer process, so it stays light.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from itertools import compress
 from json.encoder import encode_basestring_ascii as _q
 from typing import Any
 
@@ -78,6 +79,13 @@ class Kind:
 
 
 _PLACE_TYPES = {str, type(None)}
+
+
+def known_only(keys: Sequence[Any], *columns: Sequence[Any]) -> list[list[Any]]:
+    """``keys`` and ``columns`` without the places where ``keys`` holds None (a task the
+    session or a writer does not know)."""
+    known = [key is not None for key in keys]
+    return [list(compress(column, known)) for column in (keys, *columns)]
 
 
 def place_texts(values: Sequence[Any]) -> Sequence[str | None]:

@@ -92,19 +92,18 @@ def extra_attributes(task: Any) -> dict[str, Any] | None:
     """Figures only some tasks have: a failure's message, an inference request's tokens."""
     # whether tasks of this class carry ``usage``, asked once per class: reading a missing
     # attribute raises and catches an AttributeError, the dearest step of a task's end
-    has_usage = _USAGE_BY_CLASS.get(task.__class__)
+    usage_known = _USAGE_BY_CLASS.get(task.__class__)
     failed = task.state is _FAILED
-    if has_usage is False and not failed:  # the common case: one look-up, one comparison
+    if usage_known is False and not failed:  # the common case: one look-up, one comparison
         return None
-    if has_usage is None:
-        has_usage = _USAGE_BY_CLASS[task.__class__] = hasattr(task.__class__, "usage")
-    if not failed and not has_usage:
+    with_usage = has_usage(task.__class__) if usage_known is None else usage_known
+    if not failed and not with_usage:
         return None
     extra: dict[str, Any] = {}
     if failed and task.exception is not None:
         text = str(task.exception).strip().splitlines()
         extra["error"] = f"{type(task.exception).__name__}: {text[0][:200] if text else ''}"
-    usage = task.usage if has_usage else None
+    usage = task.usage if with_usage else None
     if usage:
         extra.update({k: usage[k] for k in ("prompt_tokens", "completion_tokens") if k in usage})
     return extra or None
